@@ -1,0 +1,795 @@
+/*
+ * An address space as the tracer sees it (one per process; vfork children share their
+ * parent's): its modules, the breakpoints planted in it, and the scratch regions that hold the
+ * out-of-line copies of displaced instructions. Breakpoints belong to the address space, not to
+ * a thread, and the tool's own reads of the target's code hide them (as rr's AddressSpace does).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/user.h>
+#include <unistd.h>
+
+#include "breakpoints/breakpoints.h"
+
+#define NBUCKETS 1024
+#define SCRATCH_SIZE (64 * 1024)
+#define SCRATCH_SLOTS (SCRATCH_SIZE / BP_SLOT_SIZE)
+/*
+ * A slot must stay within reach of a RIP-relative target of the code it serves: 32-bit
+ * displacements, minus room for the module's own size.
+ */
+#define SCRATCH_REACH (1ull << 30)
+#define PAGE 4096ull
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+static const uint8_t gadget_code[3] = {0x0f, 0x05, 0xcc}; /* syscall; int3 */
+
+struct scratch {
+	uint64_t start;
+	unsigned used; /* slots handed out; slot 0 holds the syscall gadget */
+	struct bp_breakpoint *slots[SCRATCH_SLOTS];
+};
+
+struct bp_aspace {
+	int refs;
+	pid_t pid;
+	int memfd;
+	char *exe; /* readlink of /proc/PID/exe */
+	struct bp_module *modules;
+	struct bp_breakpoint *table[NBUCKETS];
+	size_t count;
+	struct scratch **scratch;
+	size_t nscratch;
+};
+
+static size_t
+bucket(uint64_t addr)
+{
+	return (size_t)((addr * 0x9e3779b97f4a7c15ull) >> 54) & (NBUCKETS - 1);
+}
+
+static char *
+read_exe(pid_t pid)
+{
+	char path[64], buf[4096];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	n = readlink(path, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return NULL;
+	buf[n] = '\0';
+	return strdup(buf);
+}
+
+int
+bp_aspace_create(pid_t pid, struct bp_aspace **ret_as)
+{
+	struct bp_aspace *as = calloc(1, sizeof(*as));
+	int r;
+
+	if (!as)
+		return -ENOMEM;
+	as->refs = 1;
+	as->pid = pid;
+	r = bp_mem_open(pid, &as->memfd);
+	if (r < 0) {
+		free(as);
+		return r;
+	}
+	as->exe = read_exe(pid);
+	*ret_as = as;
+	return 0;
+}
+
+struct bp_aspace *
+bp_aspace_ref(struct bp_aspace *as)
+{
+	as->refs++;
+	return as;
+}
+
+static void
+free_module(struct bp_module *m)
+{
+	free(m->path);
+	free(m->build_id);
+	free(m);
+}
+
+static void
+forget_breakpoints(struct bp_aspace *as, bool (*match)(const struct bp_breakpoint *, void *),
+		   void *ctx)
+{
+	for (size_t i = 0; i < NBUCKETS; i++) {
+		struct bp_breakpoint **pp = &as->table[i];
+
+		while (*pp) {
+			struct bp_breakpoint *bp = *pp;
+
+			if (!match || match(bp, ctx)) {
+				*pp = bp->hnext;
+				if (bp->slot)
+					for (size_t s = 0; s < as->nscratch; s++)
+						for (unsigned k = 0; k < SCRATCH_SLOTS; k++)
+							if (as->scratch[s]->slots[k] == bp)
+								as->scratch[s]->slots[k] = NULL;
+				free(bp);
+				as->count--;
+			} else {
+				pp = &bp->hnext;
+			}
+		}
+	}
+}
+
+void
+bp_aspace_unref(struct bp_aspace *as)
+{
+	if (!as || --as->refs > 0)
+		return;
+	forget_breakpoints(as, NULL, NULL);
+	while (as->modules) {
+		struct bp_module *m = as->modules;
+		as->modules = m->next;
+		free_module(m);
+	}
+	for (size_t i = 0; i < as->nscratch; i++)
+		free(as->scratch[i]);
+	free(as->scratch);
+	free(as->exe);
+	close(as->memfd);
+	free(as);
+}
+
+static struct bp_module *
+module_dup(const struct bp_module *m)
+{
+	struct bp_module *c = malloc(sizeof(*c));
+
+	if (!c)
+		return NULL;
+	*c = *m;
+	c->path = strdup(m->path);
+	c->name = c->path ? strrchr(c->path, '/') + 1 : NULL;
+	c->build_id = m->build_id ? strdup(m->build_id) : NULL;
+	c->next = NULL;
+	if (!c->path || (m->build_id && !c->build_id)) {
+		free_module(c);
+		return NULL;
+	}
+	return c;
+}
+
+static struct bp_module *
+module_index(const struct bp_aspace *as, const struct bp_module *m, const struct bp_aspace *to)
+{
+	const struct bp_module *a = as->modules;
+	struct bp_module *b = to->modules;
+
+	for (; a && b; a = a->next, b = b->next)
+		if (a == m)
+			return b;
+	return NULL;
+}
+
+int
+bp_aspace_clone(const struct bp_aspace *as, pid_t pid, struct bp_aspace **ret_as)
+{
+	struct bp_aspace *c;
+	struct bp_module **tail;
+	int r;
+
+	r = bp_aspace_create(pid, &c);
+	if (r < 0)
+		return r;
+	tail = &c->modules;
+	for (const struct bp_module *m = as->modules; m; m = m->next) {
+		*tail = module_dup(m);
+		if (!*tail)
+			goto nomem;
+		tail = &(*tail)->next;
+	}
+	c->scratch = calloc(as->nscratch ? as->nscratch : 1, sizeof(*c->scratch));
+	if (!c->scratch)
+		goto nomem;
+	for (size_t i = 0; i < as->nscratch; i++) {
+		c->scratch[i] = calloc(1, sizeof(struct scratch));
+		if (!c->scratch[i])
+			goto nomem;
+		c->scratch[i]->start = as->scratch[i]->start;
+		c->scratch[i]->used = as->scratch[i]->used;
+		c->nscratch++;
+	}
+	for (size_t i = 0; i < NBUCKETS; i++) {
+		for (const struct bp_breakpoint *bp = as->table[i]; bp; bp = bp->hnext) {
+			struct bp_breakpoint *n = malloc(sizeof(*n));
+
+			if (!n)
+				goto nomem;
+			*n = *bp;
+			n->module = module_index(as, bp->module, c);
+			n->hnext = c->table[i];
+			c->table[i] = n;
+			c->count++;
+			for (size_t s = 0; s < as->nscratch; s++)
+				for (unsigned k = 0; k < SCRATCH_SLOTS; k++)
+					if (as->scratch[s]->slots[k] == bp)
+						c->scratch[s]->slots[k] = n;
+		}
+	}
+	*ret_as = c;
+	return 0;
+nomem:
+	bp_aspace_unref(c);
+	return -ENOMEM;
+}
+
+static bool
+is_system_library(const char *name)
+{
+	static const char *const glibc[] = {"libc.so", "ld-linux", "libpthread.so", "librt.so",
+					    "libdl.so"};
+
+	for (size_t i = 0; i < sizeof(glibc) / sizeof(glibc[0]); i++)
+		if (strncmp(name, glibc[i], strlen(glibc[i])) == 0)
+			return true;
+	return false;
+}
+
+struct mapping {
+	uint64_t start, end, offset;
+	char perms[5];
+	char path[4096];
+};
+
+/* Parses one /proc/PID/maps line; path is "" for anonymous mappings. */
+static bool
+parse_mapping(const char *line, struct mapping *m)
+{
+	unsigned long long start, end, offset, inode;
+	int pos = 0;
+
+	if (sscanf(line, "%llx-%llx %4s %llx %*s %llu %n", &start, &end, m->perms, &offset, &inode,
+		   &pos) < 5)
+		return false;
+	m->start = start, m->end = end, m->offset = offset;
+	m->path[0] = '\0';
+	if (inode != 0 && line[pos] == '/') {
+		size_t n = strcspn(line + pos, "\n");
+		if (n >= sizeof(m->path))
+			n = sizeof(m->path) - 1;
+		memcpy(m->path, line + pos, n);
+		m->path[n] = '\0';
+	}
+	return true;
+}
+
+static FILE *
+open_maps(pid_t pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	return fopen(path, "re");
+}
+
+static struct bp_module *
+find_module(struct bp_aspace *as, const char *path, uint64_t base)
+{
+	for (struct bp_module *m = as->modules; m; m = m->next)
+		if (m->base == base && strcmp(m->path, path) == 0)
+			return m;
+	return NULL;
+}
+
+static bool
+in_module(const struct bp_breakpoint *bp, void *ctx)
+{
+	return bp->module == ctx;
+}
+
+/*
+ * Adds the mapping to the module it belongs to, creating the module at its offset-0 mapping.
+ * Returns the module when it is new, NULL otherwise.
+ */
+static struct bp_module *
+note_mapping(struct bp_aspace *as, const struct mapping *mp, struct bp_module **last, int *err)
+{
+	struct bp_module *m;
+
+	if (!mp->path[0])
+		return NULL;
+	if (mp->offset == 0) {
+		m = find_module(as, mp->path, mp->start);
+		if (m) {
+			m->seen = true;
+			*last = m;
+			return NULL;
+		}
+		m = calloc(1, sizeof(*m));
+		if (!m || !(m->path = strdup(mp->path))) {
+			free(m);
+			*err = -ENOMEM;
+			return NULL;
+		}
+		m->name = strrchr(m->path, '/') + 1;
+		m->base = mp->start;
+		m->end = mp->end;
+		m->system = is_system_library(m->name);
+		m->seen = true;
+		*last = m;
+		return m;
+	}
+	/* Later segments of the module just seen. */
+	m = *last;
+	if (m && strcmp(m->path, mp->path) == 0 && mp->start >= m->end) {
+		m->end = mp->end;
+		if (!m->text_lo && strchr(mp->perms, 'x'))
+			m->text_lo = mp->start;
+	}
+	return NULL;
+}
+
+int
+bp_aspace_refresh(struct bp_aspace *as,
+		  void (*added)(void *ctx, struct bp_aspace *as, struct bp_module *m), void *ctx)
+{
+	struct bp_module *fresh = NULL, **fresh_tail = &fresh, *last = NULL;
+	char line[4096 + 128];
+	int err = 0, n = 0;
+	FILE *f;
+
+	f = open_maps(as->pid);
+	if (!f)
+		return -errno;
+	for (struct bp_module *m = as->modules; m; m = m->next)
+		m->seen = false;
+	while (fgets(line, sizeof(line), f)) {
+		struct mapping mp;
+		struct bp_module *m;
+
+		if (!parse_mapping(line, &mp))
+			continue;
+		m = note_mapping(as, &mp, &last, &err);
+		if (m) {
+			if (strchr(mp.perms, 'x'))
+				m->text_lo = mp.start;
+			*fresh_tail = m;
+			fresh_tail = &m->next;
+		}
+	}
+	fclose(f);
+
+	/* Forget modules that went away, with their breakpoints: their code is gone. */
+	for (struct bp_module **pp = &as->modules; *pp;) {
+		struct bp_module *m = *pp;
+		if (!m->seen) {
+			forget_breakpoints(as, in_module, m);
+			*pp = m->next;
+			free_module(m);
+		} else {
+			pp = &m->next;
+		}
+	}
+	/* Append the new ones, then announce those with code (data files mapped by the program
+	 * are not modules). */
+	struct bp_module **tail = &as->modules;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = fresh;
+	for (struct bp_module **pp = tail; *pp;) {
+		struct bp_module *m = *pp;
+		if (!m->text_lo) {
+			*pp = m->next;
+			free_module(m);
+			continue;
+		}
+		pp = &m->next;
+	}
+	for (struct bp_module *m = *tail; m; m = m->next) {
+		n++;
+		if (added)
+			added(ctx, as, m);
+	}
+	return err < 0 ? err : n;
+}
+
+struct bp_module *
+bp_aspace_modules(const struct bp_aspace *as)
+{
+	return as->modules;
+}
+
+struct bp_module *
+bp_aspace_module_at(const struct bp_aspace *as, uint64_t addr)
+{
+	for (struct bp_module *m = as->modules; m; m = m->next)
+		if (addr >= m->base && addr < m->end)
+			return m;
+	return NULL;
+}
+
+struct bp_module *
+bp_aspace_main_module(const struct bp_aspace *as)
+{
+	if (!as->exe)
+		return NULL;
+	for (struct bp_module *m = as->modules; m; m = m->next)
+		if (strcmp(m->path, as->exe) == 0)
+			return m;
+	return NULL;
+}
+
+int
+bp_aspace_memfd(const struct bp_aspace *as)
+{
+	return as->memfd;
+}
+
+struct bp_breakpoint *
+bp_aspace_lookup(const struct bp_aspace *as, uint64_t addr)
+{
+	for (struct bp_breakpoint *bp = as->table[bucket(addr)]; bp; bp = bp->hnext)
+		if (bp->addr == addr)
+			return bp;
+	return NULL;
+}
+
+size_t
+bp_aspace_breakpoint_count(const struct bp_aspace *as)
+{
+	return as->count;
+}
+
+int
+bp_aspace_read(const struct bp_aspace *as, uint64_t addr, void *buf, size_t len)
+{
+	uint8_t *b = buf;
+	int r;
+
+	r = bp_mem_read(as->memfd, addr, buf, len);
+	if (r < 0)
+		return r;
+	if (len <= 64) {
+		for (size_t i = 0; i < len; i++) {
+			const struct bp_breakpoint *bp = bp_aspace_lookup(as, addr + i);
+			if (bp)
+				b[i] = bp->orig;
+		}
+		return 0;
+	}
+	for (size_t i = 0; i < NBUCKETS; i++)
+		for (const struct bp_breakpoint *bp = as->table[i]; bp; bp = bp->hnext)
+			if (bp->addr >= addr && bp->addr - addr < len)
+				b[bp->addr - addr] = bp->orig;
+	return 0;
+}
+
+/* ---- Scratch regions ---- */
+
+static uint64_t
+distance(uint64_t a, uint64_t b)
+{
+	return a > b ? a - b : b - a;
+}
+
+/* A free, page-aligned place for a region, as near @near as the current mappings allow. */
+static int
+find_gap(pid_t pid, uint64_t near, uint64_t *ret_addr)
+{
+	const uint64_t need = SCRATCH_SIZE + 2 * PAGE; /* a guard page on each side */
+	uint64_t prev_end = 0x10000, best = 0, best_d = UINT64_MAX;
+	char line[4096 + 128];
+	FILE *f = open_maps(pid);
+	bool done = false;
+
+	if (!f)
+		return -errno;
+	while (!done) {
+		struct mapping mp;
+		uint64_t next;
+
+		if (fgets(line, sizeof(line), f)) {
+			if (!parse_mapping(line, &mp))
+				continue;
+			next = mp.start;
+		} else {
+			next = 0x7ffffffff000ull; /* top of the user half */
+			done = true;
+		}
+		if (next > prev_end && next - prev_end >= need) {
+			/* The end of the gap nearer to @near, a guard page inside. */
+			uint64_t cand = near < prev_end ? prev_end + PAGE : next - need + PAGE;
+			if (distance(cand, near) < best_d)
+				best = cand, best_d = distance(cand, near);
+		}
+		if (!done && mp.end > prev_end)
+			prev_end = mp.end;
+	}
+	fclose(f);
+	if (best_d >= SCRATCH_REACH)
+		return -ENOMEM;
+	*ret_addr = best;
+	return 0;
+}
+
+/* A stopped thread can run the gadget: the first region's slot 0, or a temporary one. */
+static int
+inject(struct bp_aspace *as, pid_t tid, long nr, const long args[6], long *ret_val, int *pending,
+       const struct scratch *avoid)
+{
+	uint64_t gadget = 0;
+	uint8_t saved[sizeof(gadget_code)];
+	const struct bp_module *main_mod;
+	int r, w;
+
+	for (size_t i = 0; i < as->nscratch && !gadget; i++)
+		if (as->scratch[i] != avoid)
+			gadget = as->scratch[i]->start;
+	if (gadget)
+		return bp_inject_syscall(tid, gadget, nr, args, ret_val, pending);
+
+	/*
+	 * No region (yet, or any more): borrow the first bytes of the program's text. Every thread
+	 * is stopped whenever this happens (exec stop, attach, detach), so none runs them.
+	 */
+	main_mod = bp_aspace_main_module(as);
+	if (!main_mod)
+		main_mod = as->modules;
+	if (!main_mod || !main_mod->text_lo)
+		return -ENOEXEC;
+	gadget = main_mod->text_lo;
+	r = bp_mem_read(as->memfd, gadget, saved, sizeof(saved));
+	if (r < 0)
+		return r;
+	r = bp_mem_write(as->memfd, gadget, gadget_code, sizeof(gadget_code));
+	if (r < 0)
+		return r;
+	r = bp_inject_syscall(tid, gadget, nr, args, ret_val, pending);
+	w = bp_mem_write(as->memfd, gadget, saved, sizeof(saved));
+	return r < 0 ? r : w;
+}
+
+static int
+map_scratch(struct bp_aspace *as, pid_t tid, uint64_t near, struct scratch **ret, int *pending)
+{
+	struct scratch *s, **grown;
+	uint64_t addr;
+	long val;
+	int r;
+
+	r = find_gap(as->pid, near, &addr);
+	if (r < 0)
+		return r;
+	const long args[6] = {(long)addr, SCRATCH_SIZE, PROT_READ | PROT_EXEC,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0};
+	r = inject(as, tid, SYS_mmap, args, &val, pending, NULL);
+	if (r < 0)
+		return r;
+	if (val < 0 && val > -4096)
+		return (int)val;
+	if ((uint64_t)val != addr)
+		return -ENOMEM; /* an old kernel ignoring MAP_FIXED_NOREPLACE: too far maybe */
+	s = calloc(1, sizeof(*s));
+	grown = realloc(as->scratch, (as->nscratch + 1) * sizeof(*grown));
+	if (!s || !grown) {
+		free(s);
+		if (grown)
+			as->scratch = grown;
+		return -ENOMEM;
+	}
+	as->scratch = grown;
+	s->start = addr;
+	s->used = 1;
+	r = bp_mem_write(as->memfd, addr, gadget_code, sizeof(gadget_code));
+	if (r < 0) {
+		free(s);
+		return r;
+	}
+	as->scratch[as->nscratch++] = s;
+	*ret = s;
+	return 0;
+}
+
+static int
+take_slot(struct bp_aspace *as, pid_t tid, uint64_t addr, struct scratch **ret_s,
+	  unsigned *ret_idx, int *pending)
+{
+	struct scratch *s = NULL;
+	int r;
+
+	for (size_t i = 0; i < as->nscratch; i++) {
+		struct scratch *c = as->scratch[i];
+		if (c->used < SCRATCH_SLOTS && distance(c->start, addr) < SCRATCH_REACH) {
+			s = c;
+			break;
+		}
+	}
+	if (!s) {
+		r = map_scratch(as, tid, addr, &s, pending);
+		if (r < 0)
+			return r;
+	}
+	*ret_s = s;
+	*ret_idx = s->used;
+	return 0;
+}
+
+int
+bp_aspace_insert(struct bp_aspace *as, pid_t tid, uint64_t addr, int tag, int *ret_pending_sig)
+{
+	static const uint8_t int3 = 0xcc;
+	uint8_t code[16];
+	struct bp_breakpoint *bp;
+	struct scratch *s = NULL;
+	unsigned idx = 0;
+	uint64_t slot = 0;
+	int r, pending = 0;
+
+	if (bp_aspace_lookup(as, addr))
+		return -EEXIST;
+	r = bp_aspace_read(as, addr, code, sizeof(code));
+	if (r < 0)
+		return r;
+	if (bp_insn_needs_slot(code, sizeof(code), addr)) {
+		r = take_slot(as, tid, addr, &s, &idx, &pending);
+		if (r < 0)
+			goto leave;
+		slot = s->start + (uint64_t)idx * BP_SLOT_SIZE;
+	}
+	bp = calloc(1, sizeof(*bp));
+	if (!bp) {
+		r = -ENOMEM;
+		goto leave;
+	}
+	r = bp_insn_plan(code, sizeof(code), addr, slot, &bp->insn);
+	if (r == 0 && slot)
+		r = bp_mem_write(as->memfd, slot, bp->insn.code, bp->insn.code_len);
+	if (r == 0)
+		r = bp_mem_write(as->memfd, addr, &int3, 1);
+	if (r < 0) {
+		free(bp);
+		goto leave;
+	}
+	bp->addr = addr;
+	bp->orig = code[0];
+	bp->tag = tag;
+	bp->slot = slot;
+	bp->module = bp_aspace_module_at(as, addr);
+	bp->hnext = as->table[bucket(addr)];
+	as->table[bucket(addr)] = bp;
+	as->count++;
+	if (s) {
+		s->slots[idx] = bp;
+		s->used++;
+	}
+leave:
+	*ret_pending_sig = pending;
+	return r;
+}
+
+int
+bp_aspace_remove_all(struct bp_aspace *as)
+{
+	int first = 0;
+
+	for (size_t i = 0; i < NBUCKETS; i++) {
+		for (struct bp_breakpoint *bp = as->table[i]; bp; bp = bp->hnext) {
+			int r = bp_mem_write(as->memfd, bp->addr, &bp->orig, 1);
+			if (r < 0 && !first)
+				first = r;
+		}
+	}
+	forget_breakpoints(as, NULL, NULL);
+	return first;
+}
+
+static const struct scratch *
+scratch_at(const struct bp_aspace *as, uint64_t rip)
+{
+	for (size_t i = 0; i < as->nscratch; i++)
+		if (rip >= as->scratch[i]->start && rip - as->scratch[i]->start < SCRATCH_SIZE)
+			return as->scratch[i];
+	return NULL;
+}
+
+bool
+bp_aspace_in_scratch(const struct bp_aspace *as, uint64_t rip)
+{
+	return scratch_at(as, rip) != NULL;
+}
+
+int
+bp_aspace_scratch_fixup(const struct bp_aspace *as, uint64_t rip, uint64_t *ret_rip)
+{
+	const struct scratch *s = scratch_at(as, rip);
+	const struct bp_breakpoint *bp;
+	uint64_t off;
+
+	if (!s)
+		return -ENOENT;
+	off = rip - s->start;
+	bp = s->slots[off / BP_SLOT_SIZE];
+	if (!bp)
+		return -ENOENT;
+	off %= BP_SLOT_SIZE;
+	for (uint8_t i = 0; i < bp->insn.nfix; i++) {
+		if (bp->insn.fix[i].off == off) {
+			*ret_rip = bp->insn.fix[i].orig;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+int
+bp_aspace_unmap_scratch(struct bp_aspace *as, pid_t tid, int *ret_pending_sig)
+{
+	int first = 0;
+
+	*ret_pending_sig = 0;
+	/* The region holding the gadget goes last, through a borrowed gadget. */
+	while (as->nscratch > 0) {
+		struct scratch *s = as->scratch[as->nscratch - 1];
+		const long args[6] = {(long)s->start, SCRATCH_SIZE, 0, 0, 0, 0};
+		long val;
+		int pending = 0, r;
+
+		r = inject(as, tid, SYS_munmap, args, &val, &pending, s);
+		if (pending)
+			*ret_pending_sig = pending;
+		if (r == 0 && val < 0)
+			r = (int)val;
+		if (r < 0 && !first)
+			first = r;
+		if (r == -ESRCH)
+			return r;
+		free(s);
+		as->nscratch--;
+	}
+	return first;
+}
+
+int
+bp_breakpoint_resume(const struct bp_aspace *as, const struct bp_breakpoint *bp,
+		     struct user_regs_struct *regs)
+{
+	uint64_t word;
+	int r;
+
+	switch (bp->insn.kind) {
+	case BP_RESUME_SKIP:
+		regs->rip = bp->addr + bp->insn.len;
+		return 0;
+	case BP_RESUME_JMP:
+		regs->rip = bp->insn.target;
+		return 0;
+	case BP_RESUME_CALL:
+		word = bp->addr + bp->insn.len;
+		r = bp_mem_write(as->memfd, regs->rsp - 8, &word, 8);
+		if (r < 0)
+			return r;
+		regs->rsp -= 8;
+		regs->rip = bp->insn.target;
+		return 0;
+	case BP_RESUME_RET:
+		r = bp_mem_read(as->memfd, regs->rsp, &word, 8);
+		if (r < 0)
+			return r;
+		regs->rip = word;
+		regs->rsp += 8 + bp->insn.target;
+		return 0;
+	case BP_RESUME_OOL:
+		regs->rip = bp->slot;
+		return 0;
+	}
+	return -EINVAL;
+}

@@ -1,0 +1,197 @@
+/*
+ * breakpoints/: everything about code in a traced address space. int3 planting and hiding, the
+ * plan that resumes a hit without single-stepping (emulate the displaced instruction, or run a
+ * relocated copy out of line in a scratch region mapped into the target), module maps, ELF
+ * symbols (libelf), source lines (libdw) and syscall injection.
+ *
+ * Conventions (STYLE.md): functions return 0 (or a count) on success and -errno on failure;
+ * results go through ret_* out-parameters, untouched on failure; destructors accept NULL.
+ * Nothing here waits for any thread but the one it was handed, and nothing here logs.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- Displaced instructions (insn.c, the one Capstone boundary) ---- */
+
+enum bp_resume_kind {
+	BP_RESUME_SKIP, /* nop, endbr64: rip = addr + len */
+	BP_RESUME_JMP,	/* jmp rel: rip = target */
+	BP_RESUME_CALL, /* call rel: push addr + len, rip = target */
+	BP_RESUME_RET,	/* ret [imm16]: rip = pop, rsp += imm */
+	BP_RESUME_OOL,	/* anything else: rip = slot, where a relocated copy jumps back */
+};
+
+#define BP_SLOT_SIZE 64 /* bytes per out-of-line slot: a copy (<= 15) and two 14-byte jumps */
+#define BP_MAX_FIX 3
+
+struct bp_insn {
+	enum bp_resume_kind kind;
+	uint8_t len;	 /* length of the original instruction */
+	uint64_t target; /* JMP, CALL: absolute target; RET: bytes popped besides the address */
+	uint8_t code[BP_SLOT_SIZE]; /* OOL: the slot's code, relocated for the slot's address */
+	uint8_t code_len;
+	/* OOL: where a thread whose rip is at slot + off would be in the original code. */
+	uint8_t nfix;
+	struct {
+		uint8_t off;
+		uint64_t orig;
+	} fix[BP_MAX_FIX];
+};
+
+/*
+ * Decodes the instruction in @code (@size bytes available, the original bytes at @addr) and
+ * plans its resumption; for an OOL plan, the copy is relocated to run at @slot. Returns 0,
+ * -EILSEQ for bytes that do not decode, -ERANGE when a RIP-relative displacement cannot reach
+ * from @slot, -ENOTSUP for instructions that cannot be displaced (indirect calls, ...).
+ */
+int bp_insn_plan(const uint8_t *code, size_t size, uint64_t addr, uint64_t slot,
+		 struct bp_insn *ret_insn);
+
+/* True when the plan needs a scratch slot (and so a relocation target). */
+bool bp_insn_needs_slot(const uint8_t *code, size_t size, uint64_t addr);
+
+/* ---- Target memory (mem.c): /proc/PID/mem, which writes through read-only text ---- */
+
+int bp_mem_open(pid_t pid, int *ret_fd);
+int bp_mem_read(int fd, uint64_t addr, void *buf, size_t len);	/* -EFAULT, -EIO, -ESRCH */
+int bp_mem_write(int fd, uint64_t addr, const void *buf, size_t len);
+
+/* ---- ELF files (elf.c, the one libelf boundary) ---- */
+
+struct bp_elf;
+
+/* Opens @path. -ENOENT, -ENOEXEC (not ELF), -errno. */
+int bp_elf_open(const char *path, struct bp_elf **ret_elf);
+void bp_elf_close(struct bp_elf *elf);
+/* Hex build-id, or NULL when the file has none. Valid until bp_elf_close(). */
+const char *bp_elf_build_id(const struct bp_elf *elf);
+/* Lowest PT_LOAD p_vaddr, page-aligned down: the runtime base minus this is the load bias. */
+uint64_t bp_elf_first_vaddr(const struct bp_elf *elf);
+/* True for an executable without PT_INTERP (statically linked). */
+bool bp_elf_is_static(const struct bp_elf *elf);
+/* Number of symbols in .symtab and .dynsym together. */
+size_t bp_elf_symbol_count(const struct bp_elf *elf);
+/*
+ * Calls @cb for every defined function symbol of .dynsym and .symtab (names may repeat). Stops
+ * and returns what @cb returned when non-zero.
+ */
+int bp_elf_foreach_func(const struct bp_elf *elf,
+			int (*cb)(void *ctx, const char *name, uint64_t value), void *ctx);
+
+/* ---- Source lines (dwarf.c, the one libdw boundary) ---- */
+
+struct bp_symbolizer;
+
+int bp_symbolizer_create(pid_t pid, struct bp_symbolizer **ret_sym);
+void bp_symbolizer_destroy(struct bp_symbolizer *sym);
+/* Re-reads the module list (after dlopen); lookups made before stay valid. */
+int bp_symbolizer_refresh(struct bp_symbolizer *sym);
+/*
+ * Writes "file.c:12 func" (or "func" without line info, or "file.c:12") for @addr into @buf.
+ * Returns the length, or -ENOENT when nothing is known of @addr.
+ */
+int bp_symbolizer_lookup(struct bp_symbolizer *sym, uint64_t addr, char *buf, size_t size);
+
+/* ---- Address spaces (aspace.c) ---- */
+
+struct bp_module {
+	char *path;
+	const char *name;  /* basename of path, inside path */
+	char *build_id;	   /* hex, or NULL */
+	uint64_t base;	   /* start of the mapping at file offset 0 */
+	uint64_t end;	   /* end of its last mapping */
+	uint64_t text_lo;  /* first executable mapping, for gadgets */
+	bool system;	   /* glibc's own (libc, ld.so, libpthread...): calls from it are internal */
+	bool seen;	   /* scratch flag of bp_aspace_refresh() */
+	struct bp_module *next;
+};
+
+struct bp_breakpoint {
+	uint64_t addr;
+	uint8_t orig;	      /* the byte the int3 replaced */
+	int tag;	      /* the caller's: what the address means */
+	uint64_t slot;	      /* OOL slot address, 0 if none */
+	struct bp_insn insn;
+	struct bp_module *module;
+	struct bp_breakpoint *hnext; /* hash chain */
+};
+
+struct bp_aspace;
+
+/*
+ * Creates the address space of process @pid, opening its /proc/PID/mem. The caller holds one
+ * reference; bp_aspace_unref() drops it (the last one frees; it never touches the target).
+ */
+int bp_aspace_create(pid_t pid, struct bp_aspace **ret_as);
+struct bp_aspace *bp_aspace_ref(struct bp_aspace *as);
+void bp_aspace_unref(struct bp_aspace *as);
+/*
+ * A copy for a forked child @pid: the same modules, breakpoints and scratch regions at the
+ * same addresses (fork copied them), its own /proc/PID/mem.
+ */
+int bp_aspace_clone(const struct bp_aspace *as, pid_t pid, struct bp_aspace **ret_as);
+
+/*
+ * Re-reads /proc/PID/maps. Calls @added for each module that appeared (in load order) and
+ * forgets the modules that went away, with their breakpoints (their code is gone: nothing is
+ * written). Returns the number of modules added, or -errno.
+ */
+int bp_aspace_refresh(struct bp_aspace *as,
+		      void (*added)(void *ctx, struct bp_aspace *as, struct bp_module *m), void *ctx);
+struct bp_module *bp_aspace_modules(const struct bp_aspace *as);
+/* The module containing @addr, or NULL. */
+struct bp_module *bp_aspace_module_at(const struct bp_aspace *as, uint64_t addr);
+struct bp_module *bp_aspace_main_module(const struct bp_aspace *as);
+int bp_aspace_memfd(const struct bp_aspace *as);
+
+/*
+ * Plants an int3 at @addr, tagged @tag, and prepares its resumption. When the instruction needs
+ * an out-of-line slot and no scratch region within reach has one free, maps a new region near
+ * @addr by making thread @tid (stopped, owned by the caller) execute mmap; a signal that thread
+ * received meanwhile is stored in *ret_pending_sig (0 if none) for the caller to deliver.
+ * -EEXIST if a breakpoint is already there.
+ */
+int bp_aspace_insert(struct bp_aspace *as, pid_t tid, uint64_t addr, int tag,
+		     int *ret_pending_sig);
+/* The breakpoint at @addr, or NULL. */
+struct bp_breakpoint *bp_aspace_lookup(const struct bp_aspace *as, uint64_t addr);
+/* Restores every original byte. The breakpoints are forgotten. */
+int bp_aspace_remove_all(struct bp_aspace *as);
+/* Reads target memory, showing the original bytes where int3s are planted. */
+int bp_aspace_read(const struct bp_aspace *as, uint64_t addr, void *buf, size_t len);
+size_t bp_aspace_breakpoint_count(const struct bp_aspace *as);
+
+/* True when @rip lies in one of this space's scratch regions. */
+bool bp_aspace_in_scratch(const struct bp_aspace *as, uint64_t rip);
+/*
+ * For a thread whose @rip is inside a slot: the original address it stands for (a thread there
+ * has either not yet run the copy, or has run it and not yet jumped back). Returns 0 and sets
+ * *ret_rip, or -ENOENT when @rip is not at such a point.
+ */
+int bp_aspace_scratch_fixup(const struct bp_aspace *as, uint64_t rip, uint64_t *ret_rip);
+/* Unmaps every scratch region through thread @tid (stopped). */
+int bp_aspace_unmap_scratch(struct bp_aspace *as, pid_t tid, int *ret_pending_sig);
+
+/*
+ * Applies a breakpoint's resumption to a thread stopped at its int3: @regs (a struct
+ * user_regs_struct, rip = addr + 1) is changed so that continuing runs the original instruction.
+ * May write the thread's stack (CALL). Returns 0 or -errno.
+ */
+struct user_regs_struct;
+int bp_breakpoint_resume(const struct bp_aspace *as, const struct bp_breakpoint *bp,
+			 struct user_regs_struct *regs);
+
+/* ---- Syscall injection (inject.c) ---- */
+
+/*
+ * Makes stopped thread @tid execute syscall @nr with @args at the "syscall; int3" gadget
+ * @gadget, waits for it (only for @tid), and restores its registers. The result (or -errno from
+ * the target) goes to *ret_val. A signal that arrived meanwhile is kept for the caller in
+ * *ret_pending_sig. -ESRCH when the thread vanished.
+ */
+int bp_inject_syscall(pid_t tid, uint64_t gadget, long nr, const long args[6], long *ret_val,
+		      int *ret_pending_sig);

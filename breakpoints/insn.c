@@ -1,0 +1,191 @@
+/*
+ * The displaced instruction: how a thread stopped at one of our int3s goes on without
+ * single-stepping (DESIGN.md, "Breakpoints without single-stepping"). The only file that
+ * includes Capstone.
+ *
+ * Control transfers are emulated (they would go wrong out of line: a call would push the
+ * slot's address). Everything else runs from a scratch slot: the copy, its RIP-relative
+ * displacement re-aimed at the same target, then an absolute jump back (jmp *0(%rip); .quad),
+ * which needs no register and reaches anywhere. A conditional branch becomes a short branch over
+ * two absolute jumps. The slot's fix-up table maps each place a thread may stand in the slot
+ * back to the original code, for detach and signal delivery.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <capstone/capstone.h>
+
+#include "breakpoints/breakpoints.h"
+
+/* One decoder for the process: cs_open costs; decoding happens only when planting. */
+static csh decoder;
+static bool decoder_ready;
+
+static int
+decode(const uint8_t *code, size_t size, uint64_t addr, cs_insn **ret)
+{
+	cs_insn *insn;
+
+	if (!decoder_ready) {
+		if (cs_open(CS_ARCH_X86, CS_MODE_64, &decoder) != CS_ERR_OK)
+			return -ENOMEM;
+		cs_option(decoder, CS_OPT_DETAIL, CS_OPT_ON);
+		decoder_ready = true;
+	}
+	if (cs_disasm(decoder, code, size, addr, 1, &insn) != 1)
+		return -EILSEQ;
+	*ret = insn;
+	return 0;
+}
+
+static bool
+in_group(const cs_insn *insn, uint8_t group)
+{
+	for (uint8_t i = 0; i < insn->detail->groups_count; i++)
+		if (insn->detail->groups[i] == group)
+			return true;
+	return false;
+}
+
+/* Appends "jmp *0(%rip); .quad to": 14 bytes, no register touched. */
+static uint8_t
+put_abs_jmp(uint8_t *p, uint64_t to)
+{
+	static const uint8_t op[6] = {0xff, 0x25, 0, 0, 0, 0};
+
+	memcpy(p, op, sizeof(op));
+	memcpy(p + 6, &to, 8);
+	return 14;
+}
+
+static bool
+is_rip_relative(const cs_x86 *x)
+{
+	for (uint8_t i = 0; i < x->op_count; i++)
+		if (x->operands[i].type == X86_OP_MEM && x->operands[i].mem.base == X86_REG_RIP)
+			return true;
+	return false;
+}
+
+/* Relative branch target, from the immediate operand Capstone resolved to an address. */
+static uint64_t
+branch_target(const cs_x86 *x)
+{
+	return (uint64_t)x->operands[0].imm;
+}
+
+static int
+plan_conditional(const cs_insn *insn, uint64_t addr, struct bp_insn *p)
+{
+	const uint8_t *b = insn->bytes;
+	uint8_t op;
+	uint64_t next = addr + insn->size;
+
+	/* Short forms keep their opcode; jcc rel32 (0f 8x) becomes the short jcc (7x). */
+	if (insn->size >= 2 && b[0] == 0x0f && (b[1] & 0xf0) == 0x80)
+		op = (uint8_t)(0x70 | (b[1] & 0x0f));
+	else if (insn->size == 2 && ((b[0] & 0xf0) == 0x70 || (b[0] >= 0xe0 && b[0] <= 0xe3)))
+		op = b[0];
+	else
+		return -ENOTSUP; /* prefixed or address-size forms: not met at function entries */
+	p->code[0] = op;
+	p->code[1] = 14; /* over the fall-through jump */
+	p->code_len = 2;
+	p->code_len += put_abs_jmp(p->code + p->code_len, next);
+	p->code_len += put_abs_jmp(p->code + p->code_len, branch_target(&insn->detail->x86));
+	p->nfix = 3;
+	p->fix[0].off = 0, p->fix[0].orig = addr;
+	p->fix[1].off = 2, p->fix[1].orig = next;
+	p->fix[2].off = 16, p->fix[2].orig = branch_target(&insn->detail->x86);
+	return 0;
+}
+
+static int
+plan_copy(const cs_insn *insn, uint64_t addr, uint64_t slot, struct bp_insn *p)
+{
+	const cs_x86 *x = &insn->detail->x86;
+
+	memcpy(p->code, insn->bytes, insn->size);
+	if (is_rip_relative(x)) {
+		/* The displacement is relative to the next instruction, in the copy too. */
+		int64_t disp;
+		int32_t d32;
+
+		if (x->encoding.disp_offset == 0 || x->encoding.disp_size != 4)
+			return -ENOTSUP;
+		disp = x->disp + (int64_t)(addr - slot);
+		if (disp < INT32_MIN || disp > INT32_MAX)
+			return -ERANGE;
+		d32 = (int32_t)disp;
+		memcpy(p->code + x->encoding.disp_offset, &d32, 4);
+	}
+	p->code_len = insn->size;
+	p->code_len += put_abs_jmp(p->code + p->code_len, addr + insn->size);
+	p->nfix = 2;
+	p->fix[0].off = 0, p->fix[0].orig = addr;
+	p->fix[1].off = insn->size, p->fix[1].orig = addr + insn->size;
+	return 0;
+}
+
+static int
+plan(const cs_insn *insn, uint64_t addr, uint64_t slot, struct bp_insn *p)
+{
+	const cs_x86 *x = &insn->detail->x86;
+
+	memset(p, 0, sizeof(*p));
+	p->len = (uint8_t)insn->size;
+	switch (insn->id) {
+	case X86_INS_NOP:
+	case X86_INS_ENDBR64:
+		p->kind = BP_RESUME_SKIP;
+		return 0;
+	case X86_INS_RET:
+		p->kind = BP_RESUME_RET;
+		p->target = x->op_count == 1 ? (uint64_t)x->operands[0].imm : 0;
+		return 0;
+	case X86_INS_JMP:
+	case X86_INS_CALL:
+		if (!in_group(insn, CS_GRP_BRANCH_RELATIVE))
+			return -ENOTSUP; /* indirect: the copy would be fine for jmp, but is never met */
+		p->kind = insn->id == X86_INS_JMP ? BP_RESUME_JMP : BP_RESUME_CALL;
+		p->target = branch_target(x);
+		return 0;
+	default:
+		break;
+	}
+	p->kind = BP_RESUME_OOL;
+	if (in_group(insn, CS_GRP_BRANCH_RELATIVE))
+		return plan_conditional(insn, addr, p);
+	if (in_group(insn, CS_GRP_CALL) || in_group(insn, CS_GRP_RET) || in_group(insn, CS_GRP_JUMP) ||
+	    in_group(insn, CS_GRP_IRET) || in_group(insn, CS_GRP_INT))
+		return -ENOTSUP;
+	return plan_copy(insn, addr, slot, p);
+}
+
+int
+bp_insn_plan(const uint8_t *code, size_t size, uint64_t addr, uint64_t slot,
+	     struct bp_insn *ret_insn)
+{
+	struct bp_insn p;
+	cs_insn *insn;
+	int r;
+
+	r = decode(code, size, addr, &insn);
+	if (r < 0)
+		return r;
+	r = plan(insn, addr, slot, &p);
+	cs_free(insn, 1);
+	if (r < 0)
+		return r;
+	*ret_insn = p;
+	return 0;
+}
+
+bool
+bp_insn_needs_slot(const uint8_t *code, size_t size, uint64_t addr)
+{
+	struct bp_insn p;
+
+	/* Plan against a slot at the same address: the displacement always fits there. */
+	return bp_insn_plan(code, size, addr, addr, &p) == 0 && p.kind == BP_RESUME_OOL;
+}

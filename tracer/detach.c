@@ -1,0 +1,156 @@
+/*
+ * Detaching from an attached program so that it goes on as if never traced: every thread
+ * stopped, none left inside a displaced instruction, every original byte back, the scratch
+ * regions unmapped, held signals delivered.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+
+#include "tracer/internal.h"
+
+/*
+ * Takes one stop during the detach. A thread stopped at one of our int3s is rewound onto the
+ * instruction, which it will run for real once the byte is back.
+ */
+static void
+hold(struct tracer *t, struct thread *th, int status)
+{
+	int event = status >> 16, sig = WSTOPSIG(status);
+	struct user_regs_struct regs;
+
+	th->state = TS_HELD;
+	if (event == PTRACE_EVENT_STOP) {
+		if (sig != SIGTRAP)
+			th->state = TS_LISTENING;
+		return;
+	}
+	if (event == PTRACE_EVENT_CLONE || event == PTRACE_EVENT_FORK ||
+	    event == PTRACE_EVENT_VFORK) {
+		unsigned long msg;
+		/* The kernel attached the new thread: it must be let go as well. */
+		if (ptrace(PTRACE_GETEVENTMSG, th->tid, 0, &msg) == 0 && !thread_find(t, (pid_t)msg))
+			thread_add(t, (pid_t)msg, event == PTRACE_EVENT_CLONE ? th->proc : NULL);
+		return;
+	}
+	if (event != 0)
+		return;
+	if (sig == SIGTRAP && th->proc && th->proc->as &&
+	    ptrace(PTRACE_GETREGS, th->tid, 0, &regs) == 0 &&
+	    bp_aspace_lookup(th->proc->as, regs.rip - 1)) {
+		regs.rip -= 1;
+		ptrace(PTRACE_SETREGS, th->tid, 0, &regs);
+		return;
+	}
+	th->pending_sig = sig;
+}
+
+static int
+stop_everyone(struct tracer *t)
+{
+	for (struct thread *th = t->threads; th; th = th->next)
+		if (th->state == TS_RUNNING)
+			ptrace(PTRACE_INTERRUPT, th->tid, 0, 0);
+	for (;;) {
+		struct thread *th;
+		int status;
+		pid_t tid;
+
+		for (th = t->threads; th && th->state != TS_RUNNING; th = th->next)
+			;
+		if (!th)
+			return 0;
+		tid = waitpid(-1, &status, __WALL);
+		if (tid < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		th = thread_find(t, tid);
+		if (!th) {
+			/* A new thread's first stop before its creator's event. */
+			th = thread_add(t, tid, NULL);
+			if (!th)
+				return -ENOMEM;
+		}
+		if (!WIFSTOPPED(status)) {
+			if (th->proc && tid == th->proc->pid && tid == t->main_pid) {
+				t->main_status = status;
+				t->main_done = true;
+			}
+			thread_remove(t, th);
+			continue;
+		}
+		hold(t, th, status);
+	}
+}
+
+/* Puts back a thread whose rip is inside a scratch slot. */
+static void
+leave_scratch(struct thread *th)
+{
+	struct user_regs_struct regs;
+	uint64_t rip;
+
+	if (!th->proc || !th->proc->as || ptrace(PTRACE_GETREGS, th->tid, 0, &regs) < 0)
+		return;
+	if (!bp_aspace_in_scratch(th->proc->as, regs.rip))
+		return;
+	if (bp_aspace_scratch_fixup(th->proc->as, regs.rip, &rip) == 0) {
+		regs.rip = rip;
+		ptrace(PTRACE_SETREGS, th->tid, 0, &regs);
+	} else {
+		log_msg("thread %d is inside a scratch slot at %#llx", th->tid, regs.rip);
+	}
+}
+
+static struct thread *
+held_thread_of(struct tracer *t, struct process *p)
+{
+	for (struct thread *th = t->threads; th; th = th->next)
+		if (th->proc == p && th->state == TS_HELD)
+			return th;
+	return NULL;
+}
+
+int
+detach_all(struct tracer *t)
+{
+	int first = 0, r;
+
+	r = stop_everyone(t);
+	if (r < 0)
+		return r;
+	for (struct thread *th = t->threads; th; th = th->next)
+		leave_scratch(th);
+	for (struct process *p = t->procs; p; p = p->next) {
+		struct thread *hands = held_thread_of(t, p);
+		int pending = 0;
+
+		if (!p->as)
+			continue;
+		r = bp_aspace_remove_all(p->as);
+		if (r < 0 && !first)
+			first = r;
+		if (!hands)
+			continue; /* every thread in a group-stop: the region stays */
+		r = bp_aspace_unmap_scratch(p->as, hands->tid, &pending);
+		if (pending)
+			hands->pending_sig = pending;
+		if (r < 0 && !first)
+			first = r;
+	}
+	while (t->threads) {
+		struct thread *th = t->threads;
+		if (ptrace(PTRACE_DETACH, th->tid, 0, (long)th->pending_sig) < 0 && errno != ESRCH &&
+		    !first)
+			first = -errno;
+		thread_remove(t, th);
+	}
+	while (t->procs)
+		process_remove(t, t->procs);
+	return first;
+}

@@ -1,0 +1,126 @@
+/*
+ * A process image: which functions of which modules get a breakpoint. Every loaded module's
+ * symbol tables are searched for the synchronization entry points (AVISO.md section 1), and the
+ * dynamic linker's _dl_debug_state is watched so that libraries loaded later are searched too.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tracer/internal.h"
+
+/* Entry points and the kind each one's calls are. Sorted by name for bsearch. */
+static const struct entry {
+	const char *name;
+	int tag;
+} entries[] = {
+	{"_dl_debug_state", TAG_RBRK},
+	{"pthread_barrier_wait", MODEL_EV_BARRIER_WAIT},
+	{"pthread_clockjoin_np", MODEL_EV_THREAD_JOIN},
+	{"pthread_cond_broadcast", MODEL_EV_COND_BROADCAST},
+	{"pthread_cond_clockwait", MODEL_EV_COND_TIMEDWAIT},
+	{"pthread_cond_signal", MODEL_EV_COND_SIGNAL},
+	{"pthread_cond_timedwait", MODEL_EV_COND_TIMEDWAIT},
+	{"pthread_cond_wait", MODEL_EV_COND_WAIT},
+	{"pthread_create", MODEL_EV_THREAD_CREATE},
+	{"pthread_join", MODEL_EV_THREAD_JOIN},
+	{"pthread_mutex_clocklock", MODEL_EV_MUTEX_TIMEDLOCK},
+	{"pthread_mutex_lock", MODEL_EV_MUTEX_LOCK},
+	{"pthread_mutex_timedlock", MODEL_EV_MUTEX_TIMEDLOCK},
+	{"pthread_mutex_trylock", MODEL_EV_MUTEX_TRYLOCK},
+	{"pthread_mutex_unlock", MODEL_EV_MUTEX_UNLOCK},
+	{"pthread_rwlock_clockrdlock", MODEL_EV_RWLOCK_RDLOCK},
+	{"pthread_rwlock_clockwrlock", MODEL_EV_RWLOCK_WRLOCK},
+	{"pthread_rwlock_rdlock", MODEL_EV_RWLOCK_RDLOCK},
+	{"pthread_rwlock_timedrdlock", MODEL_EV_RWLOCK_RDLOCK},
+	{"pthread_rwlock_timedwrlock", MODEL_EV_RWLOCK_WRLOCK},
+	{"pthread_rwlock_tryrdlock", MODEL_EV_RWLOCK_TRYRDLOCK},
+	{"pthread_rwlock_trywrlock", MODEL_EV_RWLOCK_TRYWRLOCK},
+	{"pthread_rwlock_unlock", MODEL_EV_RWLOCK_UNLOCK},
+	{"pthread_rwlock_wrlock", MODEL_EV_RWLOCK_WRLOCK},
+	{"pthread_spin_lock", MODEL_EV_SPIN_LOCK},
+	{"pthread_spin_unlock", MODEL_EV_SPIN_UNLOCK},
+	{"pthread_timedjoin_np", MODEL_EV_THREAD_JOIN},
+	{"pthread_tryjoin_np", MODEL_EV_THREAD_JOIN},
+	{"sem_clockwait", MODEL_EV_SEM_TIMEDWAIT},
+	{"sem_post", MODEL_EV_SEM_POST},
+	{"sem_timedwait", MODEL_EV_SEM_TIMEDWAIT},
+	{"sem_wait", MODEL_EV_SEM_WAIT},
+};
+
+static int
+cmp_entry(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct entry *)elem)->name);
+}
+
+struct plant_ctx {
+	struct tracer *t;
+	struct process *p;
+	struct bp_module *m;
+	pid_t tid;
+	uint64_t bias;
+	int planted;
+	int first_error;
+};
+
+static int
+plant_symbol(void *ctx, const char *name, uint64_t value)
+{
+	struct plant_ctx *c = ctx;
+	const struct entry *e;
+	int r, pending = 0;
+
+	if (name[0] != 'p' && name[0] != 's' && name[0] != '_')
+		return 0;
+	e = bsearch(name, entries, sizeof(entries) / sizeof(entries[0]), sizeof(entries[0]),
+		    cmp_entry);
+	if (!e || (e->tag == TAG_RBRK && !c->m->system))
+		return 0;
+	r = bp_aspace_insert(c->p->as, c->tid, c->bias + value, e->tag, &pending);
+	if (pending) {
+		struct thread *th = thread_find(c->t, c->tid);
+		if (th)
+			th->pending_sig = pending;
+	}
+	if (r == 0)
+		c->planted++;
+	else if (r != -EEXIST && !c->first_error) {
+		log_msg("cannot plant a breakpoint on %s in %s: %s", name, c->m->name,
+			 strerror(-r));
+		c->first_error = r;
+	}
+	return r == -ESRCH ? r : 0; /* the thread lending its hands is gone: stop */
+}
+
+static void
+module_added(void *ctx, struct bp_aspace *as, struct bp_module *m)
+{
+	struct plant_ctx *c = ctx;
+	struct bp_elf *elf;
+	int r;
+
+	(void)as;
+	r = bp_elf_open(m->path, &elf);
+	if (r < 0)
+		return; /* [vdso]-like or deleted files: nothing to plant */
+	if (bp_elf_build_id(elf) && !m->build_id)
+		m->build_id = strdup(bp_elf_build_id(elf));
+	c->m = m;
+	c->bias = m->base - bp_elf_first_vaddr(elf);
+	bp_elf_foreach_func(elf, plant_symbol, c);
+	bp_elf_close(elf);
+	c->p->sym_stale = true;
+}
+
+int
+image_refresh(struct tracer *t, struct process *p, pid_t stopped_tid)
+{
+	struct plant_ctx c = {.t = t, .p = p, .tid = stopped_tid};
+	int r;
+
+	r = bp_aspace_refresh(p->as, module_added, &c);
+	if (r < 0)
+		return r;
+	return c.planted;
+}

@@ -1,0 +1,325 @@
+/*
+ * One stop, decoded and acted on. decode() turns a wait status into a small enum (the shape of
+ * strace's trace_event.h), loop_handle() dispatches it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tracer/internal.h"
+
+enum stop {
+	STOP_GONE,	  /* exited or killed */
+	STOP_TRAP,	  /* SIGTRAP signal-delivery-stop: our int3, or a real SIGTRAP */
+	STOP_SIGNAL,	  /* signal-delivery-stop */
+	STOP_GROUP,	  /* group-stop (job control) */
+	STOP_INTERRUPT,	  /* PTRACE_EVENT_STOP without a stopping signal: new thread, interrupt */
+	STOP_CLONE,	  /* PTRACE_EVENT_CLONE / FORK / VFORK */
+	STOP_EXEC,
+	STOP_EXIT,	  /* PTRACE_EVENT_EXIT */
+};
+
+static enum stop
+decode(int status)
+{
+	int sig;
+
+	if (!WIFSTOPPED(status))
+		return STOP_GONE;
+	sig = WSTOPSIG(status);
+	switch (status >> 16) {
+	case 0:
+		return sig == SIGTRAP ? STOP_TRAP : STOP_SIGNAL;
+	case PTRACE_EVENT_STOP:
+		if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)
+			return STOP_GROUP;
+		return STOP_INTERRUPT;
+	case PTRACE_EVENT_CLONE:
+	case PTRACE_EVENT_FORK:
+	case PTRACE_EVENT_VFORK:
+		return STOP_CLONE;
+	case PTRACE_EVENT_EXEC:
+		return STOP_EXEC;
+	case PTRACE_EVENT_EXIT:
+		return STOP_EXIT;
+	default:
+		return STOP_INTERRUPT; /* VFORK_DONE and the like: nothing to do but go on */
+	}
+}
+
+/* An unfollowed fork child: restore its copy of our breakpoints, then let it go. */
+static void
+release_fork_child(struct tracer *t, struct thread *th)
+{
+	struct process *p = th->proc;
+	int r = bp_aspace_remove_all(p->as);
+
+	if (r < 0 && r != -ESRCH)
+		log_msg("fork child %d: cannot remove breakpoints: %s", p->pid, strerror(-r));
+	ptrace(PTRACE_DETACH, th->tid, 0, (long)th->pending_sig);
+	thread_remove(t, th);
+	process_remove(t, p);
+}
+
+/* Whether @tid is a thread of process @pid, rather than a process of its own. */
+static bool
+is_thread_of(pid_t pid, pid_t tid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d", (int)pid, (int)tid);
+	return access(path, F_OK) == 0;
+}
+
+static int
+on_clone(struct tracer *t, struct thread *parent, int event)
+{
+	struct process *pp = parent->proc, *cp;
+	struct thread *child;
+	unsigned long msg;
+	bool thread;
+
+	if (ptrace(PTRACE_GETEVENTMSG, parent->tid, 0, &msg) < 0)
+		return errno == ESRCH ? 0 : -errno;
+	pid_t tid = (pid_t)msg;
+	thread = event == PTRACE_EVENT_CLONE && is_thread_of(pp->pid, tid);
+	child = thread_find(t, tid); /* present if its first stop came first */
+	if (!child) {
+		child = thread_add(t, tid, NULL);
+		if (!child)
+			return -ENOMEM;
+	}
+	if (thread) {
+		cp = pp;
+	} else {
+		struct bp_aspace *as;
+		int r;
+
+		if (event == PTRACE_EVENT_VFORK)
+			as = bp_aspace_ref(pp->as); /* shares our memory until it execs */
+		else if ((r = bp_aspace_clone(pp->as, tid, &as)) < 0)
+			return r;
+		cp = process_add(t, tid, as);
+		if (!cp) {
+			bp_aspace_unref(as);
+			return -ENOMEM;
+		}
+		cp->record = pp->record && t->opt.follow_forks;
+		cp->detach_at_exec = !cp->record && event == PTRACE_EVENT_VFORK;
+		cp->detach_at_stop = !cp->record && event != PTRACE_EVENT_VFORK;
+	}
+	child->proc = cp;
+	cp->nthreads++;
+	if (cp->record)
+		child->index = ++t->next_index;
+	if (child->state == TS_HELD) { /* the orphan waited for us */
+		if (cp->detach_at_stop)
+			release_fork_child(t, child);
+		else
+			thread_resume(t, child, 0);
+	}
+	return 0;
+}
+
+/*
+ * After an exec, the thread to go on with is *thp: a non-leader that execs takes the leader's
+ * tid, and the old leader's record goes (the kernel reports no exit for it). Returns 1 when
+ * the process was let go (an unfollowed vfork child), 0, or -errno.
+ */
+static int
+on_exec(struct tracer *t, struct thread **thp)
+{
+	struct thread *th = *thp, *execer;
+	struct process *p = th->proc;
+	unsigned long former;
+	struct bp_aspace *as;
+	int r;
+
+	if (ptrace(PTRACE_GETEVENTMSG, th->tid, 0, &former) == 0 && (pid_t)former != th->tid &&
+	    (execer = thread_find(t, (pid_t)former)) != NULL) {
+		pid_t leader = th->tid;
+
+		thread_remove(t, th);
+		thread_rename(t, execer, leader);
+		execer->state = TS_HELD;
+		*thp = th = execer;
+	}
+	if (p->detach_at_exec) {
+		ptrace(PTRACE_DETACH, th->tid, 0, 0);
+		thread_remove(t, th);
+		process_remove(t, p);
+		return 1;
+	}
+	process_reset_image(p);
+	r = bp_aspace_create(p->pid, &as);
+	if (r < 0)
+		return r;
+	p->as = as;
+	r = image_refresh(t, p, th->tid);
+	if (r < 0 && r != -ESRCH)
+		log_msg("process %d: cannot read the new image: %s", p->pid, strerror(-r));
+	return 0;
+}
+
+/* The pid's wait status ends the thread; a leader's ends its process. */
+static void
+on_gone(struct tracer *t, struct thread *th, int status)
+{
+	struct process *p = th->proc;
+
+	if (p && th->tid == p->pid) {
+		if (p->pid == t->main_pid) {
+			t->main_status = status;
+			t->main_done = true;
+		}
+		thread_remove(t, th);
+		/* Its other threads, if any are still listed, are gone with it. */
+		for (struct thread *o = t->threads, *n; o; o = n) {
+			n = o->next;
+			if (o->proc == p)
+				thread_remove(t, o);
+		}
+		process_remove(t, p);
+		return;
+	}
+	thread_remove(t, th);
+}
+
+/* A thread whose rip is inside a scratch slot is put back where it stands in the real code. */
+static int
+leave_scratch(struct process *p, pid_t tid, struct user_regs_struct *regs, bool *changed)
+{
+	uint64_t rip;
+
+	*changed = false;
+	if (!p->as || !bp_aspace_in_scratch(p->as, regs->rip))
+		return 0;
+	if (bp_aspace_scratch_fixup(p->as, regs->rip, &rip) < 0)
+		return -EFAULT;
+	regs->rip = rip;
+	*changed = true;
+	return ptrace(PTRACE_SETREGS, tid, 0, regs) < 0 ? -errno : 0;
+}
+
+static int
+on_signal(struct tracer *t, struct thread *th, int sig)
+{
+	struct user_regs_struct regs;
+	bool changed;
+
+	if (th->proc && ptrace(PTRACE_GETREGS, th->tid, 0, &regs) == 0) {
+		/* The signal frame must not hold a scratch address: detach would unmap it. */
+		leave_scratch(th->proc, th->tid, &regs, &changed);
+		if (th->proc->record)
+			record_event(t, th, MODEL_EV_SIGNAL, regs.rip, false, (uint64_t)sig);
+	}
+	return thread_resume(t, th, sig);
+}
+
+static int
+on_breakpoint(struct tracer *t, struct thread *th, struct bp_breakpoint *bp,
+	      struct user_regs_struct *regs)
+{
+	struct process *p = th->proc;
+	int r;
+
+	if (bp->tag == TAG_RBRK) {
+		r = image_refresh(t, p, th->tid);
+		if (r < 0 && r != -ESRCH)
+			log_msg("process %d: cannot read its modules: %s", p->pid, strerror(-r));
+	} else if (p->record) {
+		uint64_t ret;
+
+		/* At the entry, [rsp] is the return address: the caller's site. */
+		r = bp_mem_read(bp_aspace_memfd(p->as), regs->rsp, &ret, sizeof(ret));
+		if (r == 0) {
+			const struct bp_module *m = bp_aspace_module_at(p->as, ret);
+			if (!m || !m->system)
+				record_event(t, th, (enum model_event_kind)bp->tag, ret, true,
+					     regs->rdi);
+		}
+	}
+	r = bp_breakpoint_resume(p->as, bp, regs);
+	if (r < 0)
+		return r == -ESRCH ? 0 : r;
+	if (ptrace(PTRACE_SETREGS, th->tid, 0, regs) < 0)
+		return errno == ESRCH ? 0 : -errno;
+	return thread_resume(t, th, 0);
+}
+
+static int
+on_trap(struct tracer *t, struct thread *th)
+{
+	struct user_regs_struct regs;
+	struct bp_breakpoint *bp;
+
+	if (ptrace(PTRACE_GETREGS, th->tid, 0, &regs) < 0)
+		return errno == ESRCH ? 0 : -errno;
+	bp = th->proc && th->proc->as ? bp_aspace_lookup(th->proc->as, regs.rip - 1) : NULL;
+	if (!bp)
+		return on_signal(t, th, SIGTRAP); /* a real SIGTRAP: the program's */
+	return on_breakpoint(t, th, bp, &regs);
+}
+
+int
+loop_handle(struct tracer *t, pid_t tid, int status)
+{
+	struct thread *th = thread_find(t, tid);
+	enum stop stop = decode(status);
+
+	if (!th) {
+		/* Its creator's clone event is still to come: hold it until then. */
+		if (stop == STOP_GONE)
+			return 0;
+		th = thread_add(t, tid, NULL);
+		if (!th)
+			return -ENOMEM;
+		th->state = TS_HELD;
+		return 0;
+	}
+	if (stop == STOP_GONE) {
+		on_gone(t, th, status);
+		return 0;
+	}
+	th->state = TS_HELD;
+	if (!th->proc)
+		return 0; /* an orphan's further stops: it stays held */
+
+	switch (stop) {
+	case STOP_TRAP:
+		return on_trap(t, th);
+	case STOP_SIGNAL:
+		return on_signal(t, th, WSTOPSIG(status));
+	case STOP_GROUP:
+		th->state = TS_LISTENING;
+		if (ptrace(PTRACE_LISTEN, th->tid, 0, 0) < 0 && errno != ESRCH)
+			return -errno;
+		return 0;
+	case STOP_INTERRUPT:
+		if (th->proc->detach_at_stop) {
+			release_fork_child(t, th);
+			return 0;
+		}
+		return thread_resume(t, th, 0);
+	case STOP_CLONE: {
+		int r = on_clone(t, th, status >> 16);
+		if (r < 0)
+			log_msg("thread %d: clone: %s", th->tid, strerror(-r));
+		return thread_resume(t, th, 0);
+	}
+	case STOP_EXEC: {
+		int r = on_exec(t, &th);
+		if (r < 0)
+			log_msg("process %d: exec: %s", th->tid, strerror(-r));
+		return r == 1 ? 0 : thread_resume(t, th, 0);
+	}
+	case STOP_EXIT:
+	case STOP_GONE:
+		break;
+	}
+	return thread_resume(t, th, 0);
+}

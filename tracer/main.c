@@ -1,0 +1,270 @@
+/*
+ * aviso-trace: run or attach to an unmodified pthread program and record every
+ * synchronization event. Options, errors and the exit status; the work is in tracer/.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "breakpoints/breakpoints.h"
+#include "tracer/tracer.h"
+
+#define EXIT_USAGE 2
+#define EXIT_NOEXEC 126
+#define EXIT_NOTFOUND 127
+
+static struct tracer *the_tracer;
+static pid_t forward_pid;
+
+static void __attribute__((format(printf, 2, 3), noreturn))
+die(int status, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = snprintf(buf, sizeof(buf), "aviso-trace: ");
+	n += vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	buf[n++] = '\n';
+	(void)!write(STDERR_FILENO, buf, (size_t)n);
+	exit(status);
+}
+
+static void __attribute__((noreturn))
+usage(int status)
+{
+	FILE *f = status ? stderr : stdout;
+
+	fprintf(f, "usage: aviso-trace [-f] [-c] [-o FILE] -- PROG [ARGS...]\n"
+		   "       aviso-trace [-f] [-c] [-o FILE] -p PID\n"
+		   "\n"
+		   "Records every synchronization event of an unmodified pthread program.\n"
+		   "\n"
+		   "  -o, --output FILE   write one JSON object per event per line to FILE\n"
+		   "  -c, --summary       print a table of kinds and sites with counts at exit\n"
+		   "  -f, --follow-forks  trace forked children and their threads too\n"
+		   "  -p, --pid PID       attach to every thread of running process PID;\n"
+		   "                      SIGINT, SIGTERM or SIGHUP detach cleanly\n"
+		   "  -h, --help          this text\n");
+	exit(status);
+}
+
+/* PATH search as execvp would do it, with errors a shell would give. */
+static int
+resolve(const char *prog, char *buf, size_t size)
+{
+	const char *path = getenv("PATH");
+	struct stat st;
+	int found_noexec = 0;
+
+	if (strchr(prog, '/')) {
+		if (stat(prog, &st) < 0)
+			return -errno;
+		if (!S_ISREG(st.st_mode) || access(prog, X_OK) < 0)
+			return -EACCES;
+		snprintf(buf, size, "%s", prog);
+		return 0;
+	}
+	if (!path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	while (*path) {
+		size_t len = strcspn(path, ":");
+
+		snprintf(buf, size, "%.*s%s%s", (int)len, path, len ? "/" : "", prog);
+		if (stat(buf, &st) == 0 && S_ISREG(st.st_mode)) {
+			if (access(buf, X_OK) == 0)
+				return 0;
+			found_noexec = 1;
+		}
+		path += len + (path[len] == ':');
+	}
+	return found_noexec ? -EACCES : -ENOENT;
+}
+
+/* A static executable without a symbol table: its pthread functions cannot be found. */
+static bool
+static_without_symbols(const char *path)
+{
+	struct bp_elf *elf;
+	bool r;
+
+	if (bp_elf_open(path, &elf) < 0)
+		return false; /* not ELF (a script): the kernel will find its interpreter */
+	r = bp_elf_is_static(elf) && bp_elf_symbol_count(elf) == 0;
+	bp_elf_close(elf);
+	return r;
+}
+
+static void
+on_detach_signal(int sig)
+{
+	(void)sig;
+	tracer_request_detach(the_tracer);
+}
+
+static void
+on_forward_signal(int sig)
+{
+	if (forward_pid > 0)
+		kill(forward_pid, sig);
+}
+
+static void
+handle(int sig, void (*fn)(int))
+{
+	struct sigaction sa = {.sa_handler = fn};
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(sig, &sa, NULL); /* no SA_RESTART: a waitpid() in progress returns EINTR */
+}
+
+/* Ends the way the program ended: its exit code, or death by its signal (without a core). */
+static void __attribute__((noreturn))
+mirror(int status)
+{
+	if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+		struct rlimit no_core = {0, 0};
+		sigset_t set;
+
+		setrlimit(RLIMIT_CORE, &no_core);
+		signal(sig, SIG_DFL);
+		sigemptyset(&set);
+		sigaddset(&set, sig);
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		raise(sig);
+		exit(128 + sig);
+	}
+	exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"output", required_argument, NULL, 'o'},
+		{"summary", no_argument, NULL, 'c'},
+		{"follow-forks", no_argument, NULL, 'f'},
+		{"pid", required_argument, NULL, 'p'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct tracer_options opt = {0};
+	const char *output = NULL;
+	char path[PATH_MAX];
+	pid_t pid = 0;
+	int c, r, status;
+
+	while ((c = getopt_long(argc, argv, "+o:cfp:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			output = optarg;
+			break;
+		case 'c':
+			opt.summary = true;
+			break;
+		case 'f':
+			opt.follow_forks = true;
+			break;
+		case 'p': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || v <= 0 || v > INT_MAX)
+				die(EXIT_USAGE, "invalid PID '%s'", optarg);
+			pid = (pid_t)v;
+			break;
+		}
+		case 'h':
+			usage(0);
+		default:
+			usage(EXIT_USAGE);
+		}
+	}
+	if ((pid != 0) == (optind < argc))
+		die(EXIT_USAGE, pid ? "give either -p PID or a program, not both"
+				    : "no program to run (usage: aviso-trace [opts] -- PROG ARGS)");
+
+	if (!pid) {
+		r = resolve(argv[optind], path, sizeof(path));
+		if (r == -ENOENT || r == -ENOTDIR)
+			die(EXIT_NOTFOUND, "cannot find '%s': %s", argv[optind], strerror(-r));
+		if (r < 0)
+			die(EXIT_NOEXEC, "cannot run '%s': %s", argv[optind], strerror(-r));
+		if (static_without_symbols(path))
+			die(EXIT_FAILURE,
+			    "'%s' is a static binary without symbols: its pthread functions cannot be "
+			    "found",
+			    argv[optind]);
+	}
+	if (output) {
+		opt.output = fopen(output, "we");
+		if (!opt.output)
+			die(EXIT_FAILURE, "cannot open '%s' for writing: %s", output, strerror(errno));
+		setvbuf(opt.output, NULL, _IOFBF, 1 << 20);
+	}
+	r = tracer_create(&opt, &the_tracer);
+	if (r < 0)
+		die(EXIT_FAILURE, "%s", strerror(-r));
+
+	if (pid) {
+		r = tracer_attach(the_tracer, pid);
+		if (r == -EPERM)
+			die(EXIT_FAILURE,
+			    "cannot attach to %d: %s (already traced, not ours, or forbidden by "
+			    "kernel.yama.ptrace_scope)",
+			    pid, strerror(-r));
+		if (r == -ENOEXEC)
+			die(EXIT_FAILURE, "cannot attach to %d: no pthread functions found to trace",
+			    pid);
+		if (r < 0)
+			die(EXIT_FAILURE, "cannot attach to %d: %s", pid, strerror(-r));
+		handle(SIGINT, on_detach_signal);
+		handle(SIGTERM, on_detach_signal);
+		handle(SIGHUP, on_detach_signal);
+		fprintf(stderr, "aviso-trace: attached to %d (%d threads)\n", pid, r);
+	} else {
+		r = tracer_launch(the_tracer, path, argv + optind);
+		if (r == -ENOENT)
+			die(EXIT_NOTFOUND, "cannot run '%s': %s", argv[optind], strerror(-r));
+		if (r == -EACCES || r == -ENOEXEC)
+			die(EXIT_NOEXEC, "cannot run '%s': %s", argv[optind], strerror(-r));
+		if (r < 0)
+			die(EXIT_FAILURE, "cannot start '%s': %s", argv[optind], strerror(-r));
+		/* Like strace: the terminal's SIGINT and SIGQUIT reach the program by themselves;
+		 * SIGTERM and SIGHUP sent to us are passed on. */
+		signal(SIGINT, SIG_IGN);
+		signal(SIGQUIT, SIG_IGN);
+		forward_pid = tracer_main_pid(the_tracer);
+		handle(SIGTERM, on_forward_signal);
+		handle(SIGHUP, on_forward_signal);
+	}
+
+	r = tracer_run(the_tracer, &status);
+	if (r < 0)
+		fprintf(stderr, "aviso-trace: %s\n", strerror(-r));
+	if (opt.output && fclose(opt.output) != 0)
+		fprintf(stderr, "aviso-trace: writing '%s': %s\n", output, strerror(errno));
+	if (opt.summary)
+		tracer_print_summary(the_tracer, stderr);
+	tracer_destroy(the_tracer);
+	if (pid && status == -1) {
+		fprintf(stderr, "aviso-trace: detached from %d\n", pid);
+		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	}
+	if (r < 0)
+		return EXIT_FAILURE;
+	mirror(status);
+}

@@ -1,0 +1,55 @@
+/*
+ * tracer/: process control. Launch or attach, follow every thread (and, when asked, forked
+ * children) from birth to exit, turn each stop into an event or a state change, keep signals
+ * and job control as they would be untraced, detach cleanly, mirror the program's exit status.
+ *
+ * One thread, one loop (DESIGN.md, "The tracer loop"): tracer_run() waits for the next stop,
+ * decodes it into a small enum and dispatches it, until no traced thread is left.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+struct tracer;
+
+struct tracer_options {
+	bool follow_forks; /* -f: trace forked children and their threads too */
+	bool summary;	   /* -c: a table of kinds and sites with counts at exit, on stderr */
+	FILE *output;	   /* -o: one JSON event per line, or NULL; owned by the caller */
+};
+
+int tracer_create(const struct tracer_options *opt, struct tracer **ret_tracer);
+void tracer_destroy(struct tracer *t);
+
+/*
+ * Starts @path with @argv under the tracer and stops it at its first instruction (the exec
+ * stop), with the dynamic linker's rendezvous watched. Returns 0, or: -ENOENT / -EACCES /
+ * -ENOEXEC (the exec failed: the program's own errno), -errno.
+ */
+int tracer_launch(struct tracer *t, const char *path, char *const argv[]);
+
+/*
+ * Attaches to every thread of running process @pid and plants the breakpoints. Returns the
+ * number of threads, or -ESRCH (no such process), -EPERM (not ours, already traced, or
+ * ptrace_scope), -ENOEXEC (nothing to trace: no pthread functions found), -errno.
+ */
+int tracer_attach(struct tracer *t, pid_t pid);
+
+/*
+ * Runs until no traced thread is left, or until a requested detach is done. *ret_status gets
+ * the initial process's wait status (as waitpid() gives it); -1 after a detach.
+ */
+int tracer_run(struct tracer *t, int *ret_status);
+
+/*
+ * Asks the loop to detach (attach mode). Async-signal-safe: meant for a signal handler.
+ */
+void tracer_request_detach(struct tracer *t);
+
+/* The launched or attached process. */
+pid_t tracer_main_pid(const struct tracer *t);
+
+/* Writes the -c table to @f. */
+void tracer_print_summary(struct tracer *t, FILE *f);
