@@ -31,6 +31,12 @@ struct thread {
 				   clone event */
 	enum thread_state state;
 	int pending_sig;	/* delivered at the next resume (a signal held while stopped) */
+	/*
+	 * A signal came before the thread ran its displaced instruction: it was moved back onto
+	 * the int3 at rehit_addr, to hit it again with this rsp once the handler returns. That
+	 * hit is the same call, not an event. Set by on_signal(), cleared at the next hit.
+	 */
+	uint64_t rehit_addr, rehit_sp;
 	struct thread *hnext;	/* tid hash chain */
 	struct thread *next;	/* list of all threads */
 	struct thread **pprev;
@@ -41,7 +47,7 @@ struct site {
 	char *str;	 /* "prog+0x1234" */
 	char *where;	 /* "file.c:12 func" or NULL */
 	uint64_t counts[MODEL_EV__COUNT];
-	struct site *next;
+	struct site *next; /* hash chain */
 };
 
 /* Address -> site, per address space image (cleared at exec). */
@@ -83,7 +89,6 @@ struct tracer {
 	struct process *procs;
 	uint32_t next_index;
 	uint64_t seq;
-	struct site *site_list;
 	struct site *site_hash[SITE_BUCKETS];
 	char *line;		/* one JSON event */
 	size_t line_size;

@@ -189,31 +189,36 @@ on_gone(struct tracer *t, struct thread *th, int status)
 	thread_remove(t, th);
 }
 
-/* A thread whose rip is inside a scratch slot is put back where it stands in the real code. */
-static int
-leave_scratch(struct process *p, pid_t tid, struct user_regs_struct *regs, bool *changed)
+/*
+ * A thread about to take a signal while inside a scratch slot is put back where it stands in
+ * the real code: the signal frame must not hold a scratch address (detach unmaps them).
+ */
+static void
+leave_scratch(struct thread *th, struct user_regs_struct *regs)
 {
+	struct process *p = th->proc;
+	const struct bp_breakpoint *bp;
 	uint64_t rip;
 
-	*changed = false;
-	if (!p->as || !bp_aspace_in_scratch(p->as, regs->rip))
-		return 0;
-	if (bp_aspace_scratch_fixup(p->as, regs->rip, &rip) < 0)
-		return -EFAULT;
+	if (!p->as || !bp_aspace_in_scratch(p->as, regs->rip) ||
+	    bp_aspace_scratch_fixup(p->as, regs->rip, &rip) < 0)
+		return;
+	bp = bp_aspace_lookup(p->as, rip);
+	if (bp && bp->slot == regs->rip) {
+		th->rehit_addr = rip;
+		th->rehit_sp = regs->rsp;
+	}
 	regs->rip = rip;
-	*changed = true;
-	return ptrace(PTRACE_SETREGS, tid, 0, regs) < 0 ? -errno : 0;
+	ptrace(PTRACE_SETREGS, th->tid, 0, regs);
 }
 
 static int
 on_signal(struct tracer *t, struct thread *th, int sig)
 {
 	struct user_regs_struct regs;
-	bool changed;
 
 	if (th->proc && ptrace(PTRACE_GETREGS, th->tid, 0, &regs) == 0) {
-		/* The signal frame must not hold a scratch address: detach would unmap it. */
-		leave_scratch(th->proc, th->tid, &regs, &changed);
+		leave_scratch(th, &regs);
 		if (th->proc->record)
 			record_event(t, th, MODEL_EV_SIGNAL, regs.rip, false, (uint64_t)sig);
 	}
@@ -225,13 +230,15 @@ on_breakpoint(struct tracer *t, struct thread *th, struct bp_breakpoint *bp,
 	      struct user_regs_struct *regs)
 {
 	struct process *p = th->proc;
+	bool rehit = bp->addr == th->rehit_addr && regs->rsp == th->rehit_sp;
 	int r;
 
+	th->rehit_addr = 0;
 	if (bp->tag == TAG_RBRK) {
 		r = image_refresh(t, p, th->tid);
 		if (r < 0 && r != -ESRCH)
 			log_msg("process %d: cannot read its modules: %s", p->pid, strerror(-r));
-	} else if (p->record) {
+	} else if (p->record && !rehit) {
 		uint64_t ret;
 
 		/* At the entry, [rsp] is the return address: the caller's site. */

@@ -37,12 +37,14 @@ tracer_destroy(struct tracer *t)
 		thread_remove(t, t->threads);
 	while (t->procs)
 		process_remove(t, t->procs);
-	while (t->site_list) {
-		struct site *s = t->site_list;
-		t->site_list = s->next;
-		free(s->str);
-		free(s->where);
-		free(s);
+	for (size_t i = 0; i < SITE_BUCKETS; i++) {
+		while (t->site_hash[i]) {
+			struct site *s = t->site_hash[i];
+			t->site_hash[i] = s->next;
+			free(s->str);
+			free(s->where);
+			free(s);
+		}
 	}
 	free(t->line);
 	free(t);

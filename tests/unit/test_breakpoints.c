@@ -1,0 +1,392 @@
+/*
+ * breakpoints/ unit tests: instruction plans (crafted bytes, and relocated copies executed for
+ * real), ELF symbols, source lines, target memory, and an address space on a real traced child:
+ * plant, hit, resume out of line, remove, unmap, and the child's code equals the file's again.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "breakpoints/breakpoints.h"
+#include "ckmain.h"
+
+#define ADDR 0x555555554000ull
+
+static struct bp_insn
+plan_ok(const uint8_t *code, size_t len, uint64_t slot)
+{
+	struct bp_insn p;
+	uint8_t buf[16] = {0};
+
+	memcpy(buf, code, len);
+	ck_assert_int_eq(bp_insn_plan(buf, sizeof(buf), ADDR, slot, &p), 0);
+	ck_assert_uint_eq(p.len, len);
+	return p;
+}
+
+START_TEST(plan_emulated)
+{
+	static const uint8_t nop[] = {0x90}, endbr[] = {0xf3, 0x0f, 0x1e, 0xfa}, ret[] = {0xc3},
+			     ret8[] = {0xc2, 0x08, 0x00}, jmp32[] = {0xe9, 0x10, 0x00, 0x00, 0x00},
+			     jmp8[] = {0xeb, 0xfe}, call[] = {0xe8, 0xfb, 0xff, 0xff, 0xff};
+	struct bp_insn p;
+
+	ck_assert_int_eq(plan_ok(nop, 1, 0).kind, BP_RESUME_SKIP);
+	ck_assert_int_eq(plan_ok(endbr, 4, 0).kind, BP_RESUME_SKIP);
+	p = plan_ok(ret, 1, 0);
+	ck_assert_int_eq(p.kind, BP_RESUME_RET);
+	ck_assert_uint_eq(p.target, 0);
+	p = plan_ok(ret8, 3, 0);
+	ck_assert_int_eq(p.kind, BP_RESUME_RET);
+	ck_assert_uint_eq(p.target, 8);
+	p = plan_ok(jmp32, 5, 0);
+	ck_assert_int_eq(p.kind, BP_RESUME_JMP);
+	ck_assert_uint_eq(p.target, ADDR + 5 + 0x10);
+	p = plan_ok(jmp8, 2, 0);
+	ck_assert_int_eq(p.kind, BP_RESUME_JMP);
+	ck_assert_uint_eq(p.target, ADDR); /* jmp . */
+	p = plan_ok(call, 5, 0);
+	ck_assert_int_eq(p.kind, BP_RESUME_CALL);
+	ck_assert_uint_eq(p.target, ADDR);
+}
+END_TEST
+
+START_TEST(plan_copy_and_jump_back)
+{
+	/* mov 0x10(%rdi),%eax: glibc 2.36's pthread_mutex_lock begins with it. */
+	static const uint8_t mov[] = {0x8b, 0x47, 0x10};
+	const uint64_t slot = ADDR + 0x100000;
+	struct bp_insn p = plan_ok(mov, 3, slot);
+	uint64_t back;
+
+	ck_assert_int_eq(p.kind, BP_RESUME_OOL);
+	ck_assert_uint_eq(p.code_len, 3 + 14);
+	ck_assert_mem_eq(p.code, mov, 3);
+	ck_assert_uint_eq(p.code[3], 0xff);
+	ck_assert_uint_eq(p.code[4], 0x25);
+	memcpy(&back, p.code + 9, 8);
+	ck_assert_uint_eq(back, ADDR + 3);
+	ck_assert_uint_eq(p.nfix, 2);
+	ck_assert_uint_eq(p.fix[0].off, 0);
+	ck_assert_uint_eq(p.fix[0].orig, ADDR);
+	ck_assert_uint_eq(p.fix[1].off, 3);
+	ck_assert_uint_eq(p.fix[1].orig, ADDR + 3);
+}
+END_TEST
+
+START_TEST(plan_rip_relative)
+{
+	/* mov 0x100(%rip),%rax */
+	static const uint8_t mov[] = {0x48, 0x8b, 0x05, 0x00, 0x01, 0x00, 0x00};
+	struct bp_insn p = plan_ok(mov, 7, ADDR - 0x1000);
+	int32_t disp;
+	uint8_t buf[16] = {0};
+
+	ck_assert_int_eq(p.kind, BP_RESUME_OOL);
+	memcpy(&disp, p.code + 3, 4);
+	ck_assert_int_eq(disp, 0x100 + 0x1000); /* the same target, seen from the slot */
+	memcpy(buf, mov, sizeof(mov));
+	ck_assert_int_eq(bp_insn_plan(buf, sizeof(buf), ADDR, ADDR + (3ull << 31), &p), -ERANGE);
+	ck_assert(bp_insn_needs_slot(buf, sizeof(buf), ADDR));
+}
+END_TEST
+
+START_TEST(plan_conditional_branch)
+{
+	static const uint8_t je8[] = {0x74, 0x10}, jne32[] = {0x0f, 0x85, 0x00, 0x02, 0x00, 0x00};
+	struct bp_insn p = plan_ok(je8, 2, ADDR + 0x4000);
+	uint64_t to;
+
+	ck_assert_int_eq(p.kind, BP_RESUME_OOL);
+	ck_assert_uint_eq(p.code[0], 0x74);
+	ck_assert_uint_eq(p.code[1], 14);
+	memcpy(&to, p.code + 2 + 6, 8);
+	ck_assert_uint_eq(to, ADDR + 2);
+	memcpy(&to, p.code + 16 + 6, 8);
+	ck_assert_uint_eq(to, ADDR + 2 + 0x10);
+	ck_assert_uint_eq(p.nfix, 3);
+	ck_assert_uint_eq(p.fix[2].off, 16);
+	ck_assert_uint_eq(p.fix[2].orig, ADDR + 0x12);
+
+	p = plan_ok(jne32, 6, ADDR + 0x4000);
+	ck_assert_uint_eq(p.code[0], 0x75); /* the short form of the same condition */
+	memcpy(&to, p.code + 16 + 6, 8);
+	ck_assert_uint_eq(to, ADDR + 6 + 0x200);
+}
+END_TEST
+
+START_TEST(plan_refusals)
+{
+	static const uint8_t call_rax[16] = {0xff, 0xd0}, bad[16] = {0x06};
+	struct bp_insn p;
+
+	ck_assert_int_eq(bp_insn_plan(call_rax, 16, ADDR, ADDR, &p), -ENOTSUP);
+	ck_assert_int_eq(bp_insn_plan(bad, 16, ADDR, ADDR, &p), -EILSEQ);
+	ck_assert(!bp_insn_needs_slot(bad, 16, ADDR));
+}
+END_TEST
+
+/*
+ * A relocated copy run for real: "original" code at X loads a RIP-relative quad and returns;
+ * its first instruction is planned into a slot elsewhere in the page and called there.
+ */
+START_TEST(relocated_copy_runs)
+{
+	uint8_t *page = mmap(NULL, 8192, PROT_READ | PROT_WRITE | PROT_EXEC,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	static const uint64_t magic = 0x1122334455667788ull;
+	uint8_t *x, *data, *slot;
+	struct bp_insn p;
+	int32_t disp;
+
+	ck_assert_ptr_ne(page, MAP_FAILED);
+	x = page, data = page + 64, slot = page + 4096;
+	memcpy(data, &magic, 8);
+	x[0] = 0x48, x[1] = 0x8b, x[2] = 0x05; /* mov disp32(%rip),%rax */
+	disp = (int32_t)(data - (x + 7));
+	memcpy(x + 3, &disp, 4);
+	x[7] = 0xc3; /* ret */
+	ck_assert_int_eq(bp_insn_plan(x, 16, (uint64_t)x, (uint64_t)slot, &p), 0);
+	memcpy(slot, p.code, p.code_len);
+	uint64_t (*fn)(void) = (uint64_t(*)(void))(void *)slot;
+	ck_assert_uint_eq(fn(), magic);
+
+	/* A conditional branch, both ways: "test %edi,%edi; je" planned at the je. */
+	uint8_t *f = page + 256;
+	const uint8_t body[] = {0x85, 0xff, 0x74, 0x06, 0xb8, 1, 0, 0, 0, 0xc3,
+				0xb8, 2, 0, 0, 0, 0xc3};
+	memcpy(f, body, sizeof(body));
+	ck_assert_int_eq(bp_insn_plan(f + 2, 16, (uint64_t)(f + 2), (uint64_t)(slot + 64), &p), 0);
+	memcpy(slot + 64, p.code, p.code_len);
+	/* Enter at the slot after the test: flags set by a tiny prologue in the page. */
+	uint8_t *pro = page + 512;
+	const uint8_t pro_code[] = {0x85, 0xff, 0xff, 0x25, 0, 0, 0, 0};
+	memcpy(pro, pro_code, sizeof(pro_code));
+	uint64_t to = (uint64_t)(slot + 64);
+	memcpy(pro + 8, &to, 8);
+	int (*g)(int) = (int (*)(int))(void *)pro;
+	ck_assert_int_eq(g(0), 2);
+	ck_assert_int_eq(g(5), 1);
+	munmap(page, 8192);
+}
+END_TEST
+
+static int
+find_name(void *ctx, const char *name, uint64_t value)
+{
+	const char *want = ctx;
+	return strcmp(name, want) == 0 ? 1 : 0;
+}
+
+START_TEST(elf_symbols_and_build_id)
+{
+	struct bp_elf *e;
+
+	ck_assert_int_eq(bp_elf_open("/proc/self/exe", &e), 0);
+	ck_assert_ptr_nonnull(bp_elf_build_id(e));
+	ck_assert_uint_eq(strlen(bp_elf_build_id(e)), 40);
+	ck_assert(!bp_elf_is_static(e));
+	ck_assert_int_eq(bp_elf_foreach_func(e, find_name, (void *)"main"), 1);
+	ck_assert_int_eq(bp_elf_foreach_func(e, find_name, (void *)"no_such_function"), 0);
+	bp_elf_close(e);
+	ck_assert_int_eq(bp_elf_open("/nonexistent", &e), -ENOENT);
+	ck_assert_int_eq(bp_elf_open("/proc/self/status", &e), -ENOEXEC);
+	bp_elf_close(NULL);
+}
+END_TEST
+
+static int __attribute__((noinline))
+marked_function(int x)
+{
+	return x * 3 + 1; /* symbolized by the test below */
+}
+
+START_TEST(symbolize_own_code)
+{
+	struct bp_symbolizer *s;
+	char buf[256];
+
+	ck_assert_int_eq(marked_function(2), 7);
+	ck_assert_int_eq(bp_symbolizer_create(getpid(), &s), 0);
+	ck_assert_int_gt(bp_symbolizer_lookup(s, (uint64_t)(uintptr_t)marked_function, buf,
+					      sizeof(buf)),
+			 0);
+	ck_assert_msg(strstr(buf, "test_breakpoints.c:") && strstr(buf, "marked_function"), "%s",
+		      buf);
+	ck_assert_int_eq(bp_symbolizer_lookup(s, 8, buf, sizeof(buf)), -ENOENT);
+	bp_symbolizer_destroy(s);
+}
+END_TEST
+
+/* ---- An address space on a real traced child ---- */
+
+static void __attribute__((noinline))
+target_function(volatile long *counter)
+{
+	__asm__ volatile("" ::: "memory");
+	(*counter)++;
+}
+
+static void __attribute__((noreturn))
+child_loop(void)
+{
+	static volatile long counter;
+
+	for (;;)
+		target_function(&counter);
+}
+
+static pid_t
+start_child(void)
+{
+	pid_t pid = fork();
+	int status;
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		child_loop();
+	ck_assert_int_eq(ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_EXITKILL), 0);
+	ck_assert_int_eq(ptrace(PTRACE_INTERRUPT, pid, 0, 0), 0);
+	ck_assert_int_eq(waitpid(pid, &status, __WALL), pid);
+	ck_assert(WIFSTOPPED(status));
+	return pid;
+}
+
+/* A thread stopped at our int3: resume it through the breakpoint's plan. */
+static void
+resume_hit(struct bp_aspace *as, pid_t pid, int tag)
+{
+	struct user_regs_struct regs;
+	struct bp_breakpoint *bp;
+
+	ck_assert_int_eq(ptrace(PTRACE_GETREGS, pid, 0, &regs), 0);
+	bp = bp_aspace_lookup(as, regs.rip - 1);
+	ck_assert_ptr_nonnull(bp);
+	ck_assert_int_eq(bp->tag, tag);
+	ck_assert_int_eq(bp_breakpoint_resume(as, bp, &regs), 0);
+	if (bp->insn.kind == BP_RESUME_OOL)
+		ck_assert(bp_aspace_in_scratch(as, regs.rip));
+	ck_assert_int_eq(ptrace(PTRACE_SETREGS, pid, 0, &regs), 0);
+	ck_assert_int_eq(ptrace(PTRACE_CONT, pid, 0, 0), 0);
+}
+
+START_TEST(aspace_plant_hit_resume_restore)
+{
+	const uint64_t addr = (uint64_t)(uintptr_t)target_function;
+	struct bp_aspace *as;
+	uint8_t before[32], after[32];
+	pid_t pid = start_child();
+	int pending = -1, hits = 0;
+
+	ck_assert_int_eq(bp_aspace_create(pid, &as), 0);
+	ck_assert_int_gt(bp_aspace_refresh(as, NULL, NULL), 0);
+	ck_assert_ptr_nonnull(bp_aspace_main_module(as));
+	ck_assert_ptr_eq(bp_aspace_module_at(as, addr), bp_aspace_main_module(as));
+	ck_assert_int_eq(bp_mem_read(bp_aspace_memfd(as), addr, before, sizeof(before)), 0);
+	ck_assert_int_eq(bp_aspace_insert(as, pid, addr, 42, &pending), 0);
+	ck_assert_int_eq(pending, 0);
+	ck_assert_int_eq(bp_aspace_insert(as, pid, addr, 42, &pending), -EEXIST);
+	ck_assert_uint_eq(bp_aspace_breakpoint_count(as), 1);
+
+	/* The int3 is there, and hidden from the tool's own reads. */
+	ck_assert_int_eq(bp_mem_read(bp_aspace_memfd(as), addr, after, 1), 0);
+	ck_assert_uint_eq(after[0], 0xcc);
+	ck_assert_int_eq(bp_aspace_read(as, addr, after, sizeof(after)), 0);
+	ck_assert_mem_eq(after, before, sizeof(before));
+
+	/* 200 hits, each resumed by its plan, never single-stepped. */
+	ck_assert_int_eq(ptrace(PTRACE_CONT, pid, 0, 0), 0);
+	for (int status; hits < 200; hits++) {
+		ck_assert_int_eq(waitpid(pid, &status, __WALL), pid);
+		ck_assert(WIFSTOPPED(status));
+		ck_assert_int_eq(WSTOPSIG(status), SIGTRAP);
+		resume_hit(as, pid, 42);
+	}
+
+	/* Stop it (hits before the interrupt go on as before), and put it back where it stands
+	 * in the real code if it is inside the slot. */
+	ck_assert_int_eq(ptrace(PTRACE_INTERRUPT, pid, 0, 0), 0);
+	for (;;) {
+		int status;
+
+		ck_assert_int_eq(waitpid(pid, &status, __WALL), pid);
+		if ((status >> 16) == PTRACE_EVENT_STOP)
+			break;
+		resume_hit(as, pid, 42);
+	}
+	struct user_regs_struct regs;
+	uint64_t rip;
+	ck_assert_int_eq(ptrace(PTRACE_GETREGS, pid, 0, &regs), 0);
+	if (bp_aspace_in_scratch(as, regs.rip)) {
+		ck_assert_int_eq(bp_aspace_scratch_fixup(as, regs.rip, &rip), 0);
+		ck_assert(rip >= addr && rip < addr + 16);
+		regs.rip = rip;
+		ck_assert_int_eq(ptrace(PTRACE_SETREGS, pid, 0, &regs), 0);
+	}
+	ck_assert_int_eq(bp_aspace_remove_all(as), 0);
+	ck_assert_uint_eq(bp_aspace_breakpoint_count(as), 0);
+	ck_assert_int_eq(bp_aspace_unmap_scratch(as, pid, &pending), 0);
+	ck_assert_int_eq(bp_mem_read(bp_aspace_memfd(as), addr, after, sizeof(after)), 0);
+	ck_assert_mem_eq(after, before, sizeof(before));
+
+	/* The child still runs correctly, untraced. */
+	ck_assert_int_eq(ptrace(PTRACE_DETACH, pid, 0, 0), 0);
+	usleep(20000);
+	ck_assert_int_eq(kill(pid, 0), 0);
+	bp_aspace_unref(as);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+END_TEST
+
+START_TEST(mem_errors)
+{
+	int fd;
+	uint64_t word;
+
+	ck_assert_int_eq(bp_mem_open(getpid(), &fd), 0);
+	ck_assert_int_eq(bp_mem_read(fd, 8, &word, sizeof(word)), -EFAULT);
+	word = 0x55;
+	static volatile uint64_t target;
+	ck_assert_int_eq(bp_mem_write(fd, (uint64_t)(uintptr_t)&target, &word, sizeof(word)), 0);
+	ck_assert_uint_eq(target, 0x55);
+	close(fd);
+	ck_assert_int_eq(bp_mem_open(999999999, &fd), -ENOENT);
+}
+END_TEST
+
+static Suite *
+breakpoints_suite(void)
+{
+	Suite *s = suite_create("breakpoints");
+	TCase *plans = tcase_create("plans"), *files = tcase_create("files"),
+	      *live = tcase_create("live");
+
+	tcase_add_test(plans, plan_emulated);
+	tcase_add_test(plans, plan_copy_and_jump_back);
+	tcase_add_test(plans, plan_rip_relative);
+	tcase_add_test(plans, plan_conditional_branch);
+	tcase_add_test(plans, plan_refusals);
+	tcase_add_test(plans, relocated_copy_runs);
+	tcase_add_test(files, elf_symbols_and_build_id);
+	tcase_add_test(files, symbolize_own_code);
+	tcase_add_test(files, mem_errors);
+	tcase_add_test(live, aspace_plant_hit_resume_restore);
+	tcase_set_timeout(live, 60);
+	suite_add_tcase(s, plans);
+	suite_add_tcase(s, files);
+	suite_add_tcase(s, live);
+	return s;
+}
+
+int
+main(void)
+{
+	return ck_run_main(breakpoints_suite());
+}
