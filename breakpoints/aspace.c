@@ -29,7 +29,7 @@
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
 
-static const uint8_t gadget_code[3] = {0x0f, 0x05, 0xcc}; /* syscall; int3 */
+static const uint8_t gadget_code[BP_GADGET_LEN] = BP_GADGET_CODE;
 
 struct scratch {
 	uint64_t start;
@@ -244,6 +244,17 @@ is_system_library(const char *name)
 	return false;
 }
 
+static bool
+is_system_path(const char *path)
+{
+	static const char *const dirs[] = {"/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/"};
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		if (strncmp(path, dirs[i], strlen(dirs[i])) == 0)
+			return true;
+	return false;
+}
+
 struct mapping {
 	uint64_t start, end, offset;
 	char perms[5];
@@ -324,6 +335,7 @@ note_mapping(struct bp_aspace *as, const struct mapping *mp, struct bp_module **
 		m->base = mp->start;
 		m->end = mp->end;
 		m->system = is_system_library(m->name);
+		m->wildcard = is_system_path(m->path);
 		m->seen = true;
 		*last = m;
 		return m;

@@ -90,6 +90,17 @@ int bp_symbolizer_create(pid_t pid, struct bp_symbolizer **ret_sym);
 void bp_symbolizer_destroy(struct bp_symbolizer *sym);
 /* Re-reads the module list (after dlopen); lookups made before stay valid. */
 int bp_symbolizer_refresh(struct bp_symbolizer *sym);
+/* Where an address is in the sources; the strings belong to the symbolizer (valid until it is
+ * destroyed or refreshed). */
+struct bp_source {
+	const char *file; /* basename, or NULL */
+	int line;	  /* 0 when file is NULL */
+	const char *func; /* or NULL */
+};
+
+/* The source position of @addr. Returns 0, or -ENOENT when nothing is known of it. */
+int bp_symbolizer_frame(struct bp_symbolizer *sym, uint64_t addr, struct bp_source *ret_src);
+
 /*
  * Writes "file.c:12 func" (or "func" without line info, or "file.c:12") for @addr into @buf.
  * Returns the length, or -ENOENT when nothing is known of @addr.
@@ -106,6 +117,7 @@ struct bp_module {
 	uint64_t end;	   /* end of its last mapping */
 	uint64_t text_lo;  /* first executable mapping, for gadgets */
 	bool system;	   /* glibc's own (libc, ld.so, libpthread...): calls from it are internal */
+	bool wildcard;	   /* a system library (/lib, /usr/lib): its frames match any frame */
 	bool seen;	   /* scratch flag of bp_aspace_refresh() */
 	struct bp_module *next;
 };
@@ -187,9 +199,14 @@ int bp_breakpoint_resume(const struct bp_aspace *as, const struct bp_breakpoint 
 
 /* ---- Syscall injection (inject.c) ---- */
 
+/* The gadget's bytes: int3; syscall; int3. */
+#define BP_GADGET_CODE {0xcc, 0x0f, 0x05, 0xcc}
+#define BP_GADGET_SYSCALL 1 /* offset of the syscall instruction */
+#define BP_GADGET_LEN 4
+
 /*
- * Makes stopped thread @tid execute syscall @nr with @args at the "syscall; int3" gadget
- * @gadget, waits for it (only for @tid), and restores its registers. The result (or -errno from
+ * Makes stopped thread @tid execute syscall @nr with @args at the gadget @gadget
+ * (BP_GADGET_CODE), waits for it (only for @tid), and restores its registers. The result (or -errno from
  * the target) goes to *ret_val. A signal that arrived meanwhile is kept for the caller in
  * *ret_pending_sig. -ESRCH when the thread vanished.
  */

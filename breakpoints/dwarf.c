@@ -79,25 +79,267 @@ base_name(const char *path)
 }
 
 int
-bp_symbolizer_lookup(struct bp_symbolizer *s, uint64_t addr, char *buf, size_t size)
+bp_symbolizer_frame(struct bp_symbolizer *s, uint64_t addr, struct bp_source *ret_src)
 {
 	Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, addr);
-	const char *func = NULL, *file = NULL;
-	int line = 0, n;
+	struct bp_source src = {0};
+	const char *file = NULL;
 
 	if (!mod)
 		return -ENOENT;
 	Dwfl_Line *l = dwfl_module_getsrc(mod, addr);
 	if (l)
-		file = dwfl_lineinfo(l, NULL, &line, NULL, NULL, NULL);
-	func = dwfl_module_addrname(mod, addr);
-	if (file && func)
-		n = snprintf(buf, size, "%s:%d %s", base_name(file), line, func);
-	else if (file)
-		n = snprintf(buf, size, "%s:%d", base_name(file), line);
-	else if (func)
-		n = snprintf(buf, size, "%s", func);
-	else
+		file = dwfl_lineinfo(l, NULL, &src.line, NULL, NULL, NULL);
+	src.file = file ? base_name(file) : NULL;
+	src.func = dwfl_module_addrname(mod, addr);
+	if (!src.file && !src.func)
 		return -ENOENT;
-	return n;
+	*ret_src = src;
+	return 0;
+}
+
+int
+bp_symbolizer_lookup(struct bp_symbolizer *s, uint64_t addr, char *buf, size_t size)
+{
+	struct bp_source src;
+	int r = bp_symbolizer_frame(s, addr, &src);
+
+	if (r < 0)
+		return r;
+	if (src.file && src.func)
+		return snprintf(buf, size, "%s:%d %s", src.file, src.line, src.func);
+	if (src.file)
+		return snprintf(buf, size, "%s:%d", src.file, src.line);
+	return snprintf(buf, size, "%s", src.func);
+}
+
+/* ---- Line tables of an ELF file on disk, for sharing points (points.h) ---- */
+
+/*
+ * Appended here, not at the top, so that this section stays separate from the symbolizer
+ * above: everything below serves bp_dwarf_foreach_unit() only.
+ */
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <dwarf.h>
+
+#include "breakpoints/points.h"
+
+/* Executable address ranges of the main file, in Dwfl addresses. */
+struct exec_ranges {
+	size_t n, cap;
+	struct {
+		uint64_t lo, hi;
+	} *r;
+};
+
+static int
+exec_ranges_add(struct exec_ranges *x, uint64_t lo, uint64_t hi)
+{
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? 2 * x->cap : 8;
+		void *r = reallocarray(x->r, cap, sizeof(*x->r));
+
+		if (!r)
+			return -ENOMEM;
+		x->r = r;
+		x->cap = cap;
+	}
+	x->r[x->n].lo = lo;
+	x->r[x->n].hi = hi;
+	x->n++;
+	return 0;
+}
+
+/*
+ * The SHF_EXECINSTR sections of the main file, or its PF_X segments when it has no section
+ * headers. Why: a function the linker discarded (--gc-sections, a COMDAT copy of another size)
+ * keeps its line rows, relocated to a tombstone (0 for ld.bfd, -1 for lld); those addresses are
+ * not code and must not become breakpoints. The Elf handle is libdwfl's own (libdw.h declares
+ * gelf), so this stays within the libdw boundary.
+ */
+static int
+exec_ranges_read(Dwfl_Module *mod, struct exec_ranges *x)
+{
+	GElf_Addr bias;
+	Elf *elf = dwfl_module_getelf(mod, &bias);
+	Elf_Scn *scn = NULL;
+	size_t phnum;
+	int r;
+
+	if (!elf)
+		return -ENOEXEC;
+	while ((scn = elf_nextscn(elf, scn)) != NULL) {
+		GElf_Shdr sh;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type == SHT_NOBITS || sh.sh_size == 0 ||
+		    (sh.sh_flags & (SHF_ALLOC | SHF_EXECINSTR)) != (SHF_ALLOC | SHF_EXECINSTR))
+			continue;
+		r = exec_ranges_add(x, sh.sh_addr + bias, sh.sh_addr + bias + sh.sh_size);
+		if (r < 0)
+			return r;
+	}
+	if (x->n > 0 || elf_getphdrnum(elf, &phnum) != 0)
+		return 0;
+	for (size_t i = 0; i < phnum; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD || !(ph.p_flags & PF_X))
+			continue;
+		r = exec_ranges_add(x, ph.p_vaddr + bias, ph.p_vaddr + bias + ph.p_memsz);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static bool
+exec_ranges_contain(const struct exec_ranges *x, uint64_t addr)
+{
+	for (size_t i = 0; i < x->n; i++)
+		if (addr >= x->r[i].lo && addr < x->r[i].hi)
+			return true;
+	return false;
+}
+
+/* Reports the file at @path alone, at its own vaddrs (base 0, p_vaddr added). */
+static int
+report_file(Dwfl *dwfl, const char *path, Dwfl_Module **ret_mod)
+{
+	Dwfl_Module *mod;
+	int fd;
+
+	/* Opened here so that a missing or unreadable file is its errno, not a libdwfl code. */
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	dwfl_report_begin(dwfl);
+	mod = dwfl_report_elf(dwfl, path, path, fd, 0, true);
+	if (!mod)
+		close(fd); /* consumed only on success */
+	/* libdwfl's error codes are private; what fails here is the ELF itself */
+	if (dwfl_report_end(dwfl, NULL, NULL) != 0 || !mod)
+		return -ENOEXEC;
+	*ret_mod = mod;
+	return 0;
+}
+
+int
+bp_dwarf_foreach_unit(const char *path, int (*cb)(void *ctx, const struct bp_dwarf_unit *unit),
+		      void *ctx)
+{
+	static const Dwfl_Callbacks callbacks = {
+		.find_elf = dwfl_build_id_find_elf,
+		.find_debuginfo = dwfl_standard_find_debuginfo,
+		.section_address = dwfl_offline_section_address,
+	};
+	struct exec_ranges exec = {0};
+	struct bp_dwarf_row *rows = NULL;
+	const char **names = NULL;
+	size_t rows_cap = 0, names_cap = 0;
+	Dwarf_Die *cu = NULL;
+	Dwarf_Addr dwbias, cubias;
+	GElf_Addr mainbias;
+	Dwfl_Module *mod = NULL;
+	bool any = false;
+	Dwfl *dwfl;
+	int r;
+
+	dwfl = dwfl_begin(&callbacks);
+	if (!dwfl)
+		return -ENOMEM;
+	r = report_file(dwfl, path, &mod);
+	if (r < 0)
+		goto leave;
+	if (!dwfl_module_getelf(mod, &mainbias)) {
+		r = -ENOEXEC;
+		goto leave;
+	}
+	if (!dwfl_module_getdwarf(mod, &dwbias)) {
+		r = -ENODATA;
+		goto leave;
+	}
+	r = exec_ranges_read(mod, &exec);
+	if (r < 0)
+		goto leave;
+
+	while ((cu = dwfl_module_nextcu(mod, cu, &cubias)) != NULL) {
+		struct bp_dwarf_unit unit;
+		Dwarf_Attribute attr;
+		Dwarf_Lines *lines;
+		Dwarf_Files *files;
+		size_t nlines, nfiles;
+
+		if (dwarf_getsrclines(cu, &lines, &nlines) != 0 || nlines == 0)
+			continue; /* a unit without line info (or a corrupt one) has no points */
+		if (dwarf_getsrcfiles(cu, &files, &nfiles) != 0) {
+			files = NULL;
+			nfiles = 0;
+		}
+		if (nlines > rows_cap) {
+			void *p = reallocarray(rows, nlines, sizeof(*rows));
+
+			if (!p) {
+				r = -ENOMEM;
+				goto leave;
+			}
+			rows = p;
+			rows_cap = nlines;
+		}
+		if (nfiles > names_cap) {
+			void *p = reallocarray(names, nfiles, sizeof(*names));
+
+			if (!p) {
+				r = -ENOMEM;
+				goto leave;
+			}
+			names = p;
+			names_cap = nfiles;
+		}
+		for (size_t i = 0; i < nfiles; i++)
+			names[i] = dwarf_filesrc(files, i, NULL, NULL);
+		for (size_t i = 0; i < nlines; i++) {
+			Dwarf_Line *l = dwarf_onesrcline(lines, i);
+			struct bp_dwarf_row *row = &rows[i];
+			Dwarf_Files *lfiles;
+			Dwarf_Addr addr = 0;
+			bool stmt = false, end = false;
+			size_t idx;
+
+			memset(row, 0, sizeof(*row));
+			row->file = UINT32_MAX;
+			if (!l || dwarf_lineaddr(l, &addr) != 0) {
+				row->barrier = true;
+				continue;
+			}
+			dwarf_lineno(l, &row->line);
+			dwarf_linebeginstatement(l, &stmt);
+			dwarf_lineendsequence(l, &end);
+			if (dwarf_line_file(l, &lfiles, &idx) == 0 && lfiles == files && idx < nfiles)
+				row->file = (uint32_t)idx;
+			addr += cubias;
+			row->stmt = stmt;
+			row->barrier = end || !exec_ranges_contain(&exec, addr);
+			row->addr = addr - mainbias;
+		}
+		any = true;
+		unit = (struct bp_dwarf_unit){
+			.comp_dir = dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &attr)),
+			.files = names,
+			.nfiles = nfiles,
+			.rows = rows,
+			.nrows = nlines,
+		};
+		r = cb(ctx, &unit);
+		if (r != 0)
+			goto leave;
+	}
+	r = any ? 0 : -ENODATA;
+leave:
+	free(rows);
+	free(names);
+	free(exec.r);
+	dwfl_end(dwfl);
+	return r;
 }

@@ -5,6 +5,11 @@
  * The thread's registers are saved, replaced (orig_rax = -1 so that a syscall the thread was
  * interrupted in is not restarted onto our gadget), and restored afterwards unchanged, so an
  * interrupted syscall restarts as it would have.
+ *
+ * The gadget is "int3; syscall; int3", run in two steps. A thread may be stopped inside a
+ * syscall (an exec stop, an attach interrupt): when it goes on, the kernel still completes that
+ * syscall and writes its result to rax. So it first runs to the leading int3, back in user
+ * mode, and only then gets the syscall's registers.
  */
 #include <errno.h>
 #include <signal.h>
@@ -14,23 +19,25 @@
 
 #include "breakpoints/breakpoints.h"
 
-#define GADGET_LEN 3 /* syscall (0f 05); int3 (cc) */
-
+/* Waits until @tid stops at its int3 whose next byte is @at; other stops are passed over. */
 static int
-wait_for_gadget(pid_t tid, uint64_t gadget, struct user_regs_struct *regs, int *pending)
+run_to(pid_t tid, uint64_t at, struct user_regs_struct *regs, int *pending)
 {
 	for (;;) {
 		int status;
 
-		if (waitpid(tid, &status, __WALL) < 0)
+		if (waitpid(tid, &status, __WALL) < 0) {
+			if (errno == EINTR)
+				continue;
 			return -errno;
+		}
 		if (!WIFSTOPPED(status))
 			return -ESRCH; /* exited or killed meanwhile */
 		int sig = WSTOPSIG(status);
 		if ((status >> 16) == 0 && sig == SIGTRAP) {
 			if (ptrace(PTRACE_GETREGS, tid, 0, regs) < 0)
 				return -errno;
-			if (regs->rip == gadget + GADGET_LEN)
+			if (regs->rip == at)
 				return 0;
 		}
 		if ((status >> 16) == 0 && sig != SIGTRAP)
@@ -50,9 +57,15 @@ bp_inject_syscall(pid_t tid, uint64_t gadget, long nr, const long args[6], long 
 	if (ptrace(PTRACE_GETREGS, tid, 0, &saved) < 0)
 		return -errno;
 	regs = saved;
-	regs.rax = (unsigned long)nr;
 	regs.orig_rax = (unsigned long)-1;
 	regs.rip = gadget;
+	if (ptrace(PTRACE_SETREGS, tid, 0, &regs) < 0 || ptrace(PTRACE_CONT, tid, 0, 0) < 0)
+		return -errno;
+	r = run_to(tid, gadget + BP_GADGET_SYSCALL, &regs, &pending);
+	if (r < 0)
+		return r;
+	regs.rax = (unsigned long)nr;
+	regs.orig_rax = (unsigned long)-1;
 	regs.rdi = (unsigned long)args[0];
 	regs.rsi = (unsigned long)args[1];
 	regs.rdx = (unsigned long)args[2];
@@ -61,7 +74,7 @@ bp_inject_syscall(pid_t tid, uint64_t gadget, long nr, const long args[6], long 
 	regs.r9 = (unsigned long)args[5];
 	if (ptrace(PTRACE_SETREGS, tid, 0, &regs) < 0 || ptrace(PTRACE_CONT, tid, 0, 0) < 0)
 		return -errno;
-	r = wait_for_gadget(tid, gadget, &regs, &pending);
+	r = run_to(tid, gadget + BP_GADGET_LEN, &regs, &pending);
 	if (r < 0)
 		return r;
 	if (ptrace(PTRACE_SETREGS, tid, 0, &saved) < 0)

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -111,31 +112,84 @@ model_json_quote(const char *s, char *buf, size_t size)
 	return n;
 }
 
-size_t
-model_event_format_json(const struct model_event *ev, char *buf, size_t size)
+/* Appends formatted text at buf + n while there is room; always counts its full length. */
+static size_t __attribute__((format(printf, 4, 5)))
+append(char *buf, size_t size, size_t n, const char *fmt, ...)
 {
-	size_t n;
+	va_list ap;
 	int r;
 
-	/* Each piece appends at buf + n while there is room, and counts its full length. */
-#define ROOM (n < size ? size - n : 0)
-#define AT (n < size ? buf + n : NULL)
-	r = snprintf(buf, size,
-		     "{\"seq\":%" PRIu64 ",\"ns\":%" PRIu64 ",\"thread\":%" PRIu32 ",\"tid\":%" PRId32
-		     ",\"pid\":%" PRId32 ",\"kind\":\"%s\",\"site\":",
-		     ev->seq, ev->ns, ev->thread, ev->tid, ev->pid, model_event_kind_name(ev->kind));
-	n = (size_t)r;
-	n += model_json_quote(ev->site, AT, ROOM);
-	if (ev->where) {
-		r = snprintf(AT, ROOM, ",\"where\":");
-		n += (size_t)r;
-		n += model_json_quote(ev->where, AT, ROOM);
+	va_start(ap, fmt);
+	r = vsnprintf(n < size ? buf + n : NULL, n < size ? size - n : 0, fmt, ap);
+	va_end(ap);
+	return n + (size_t)(r > 0 ? r : 0);
+}
+
+static size_t
+append_quoted(char *buf, size_t size, size_t n, const char *s)
+{
+	return n + model_json_quote(s, n < size ? buf + n : NULL, n < size ? size - n : 0);
+}
+
+static size_t
+format_frames(const struct model_event *ev, char *buf, size_t size, size_t n)
+{
+	n = append(buf, size, n, ",\"frames\":[");
+	for (unsigned i = 0; i < ev->nframes; i++) {
+		const struct model_frame *f = &ev->frames[i];
+
+		n = append(buf, size, n, "%s{\"module\":", i ? "," : "");
+		n = append_quoted(buf, size, n, f->module ? f->module : "?");
+		if (f->build_id) {
+			n = append(buf, size, n, ",\"build_id\":");
+			n = append_quoted(buf, size, n, f->build_id);
+		}
+		n = append(buf, size, n, ",\"offset\":\"0x%" PRIx64 "\"", f->offset);
+		if (f->file) {
+			n = append(buf, size, n, ",\"file\":");
+			n = append_quoted(buf, size, n, f->file);
+			n = append(buf, size, n, ",\"line\":%d", f->line);
+		}
+		if (f->func) {
+			n = append(buf, size, n, ",\"func\":");
+			n = append_quoted(buf, size, n, f->func);
+		}
+		n = append(buf, size, n, ",\"system\":%s}", f->system ? "true" : "false");
 	}
-	r = snprintf(AT, ROOM, ",\"object\":\"0x%" PRIx64 "\"}", ev->object);
-	n += (size_t)r;
-#undef ROOM
-#undef AT
+	return append(buf, size, n, "]");
+}
+
+static size_t
+format(const struct model_event *ev, char *buf, size_t size, bool frames)
+{
+	size_t n = 0;
+
+	n = append(buf, size, n,
+		   "{\"seq\":%" PRIu64 ",\"ns\":%" PRIu64 ",\"thread\":%" PRIu32 ",\"tid\":%" PRId32
+		   ",\"pid\":%" PRId32 ",\"kind\":\"%s\",\"site\":",
+		   ev->seq, ev->ns, ev->thread, ev->tid, ev->pid, model_event_kind_name(ev->kind));
+	n = append_quoted(buf, size, n, ev->site);
+	if (ev->where) {
+		n = append(buf, size, n, ",\"where\":");
+		n = append_quoted(buf, size, n, ev->where);
+	}
+	n = append(buf, size, n, ",\"object\":\"0x%" PRIx64 "\"", ev->object);
+	if (frames && ev->nframes)
+		n = format_frames(ev, buf, size, n);
+	n = append(buf, size, n, "}");
 	if (size > 0 && n >= size)
 		buf[size - 1] = '\0';
 	return n;
+}
+
+size_t
+model_event_format_json(const struct model_event *ev, char *buf, size_t size)
+{
+	return format(ev, buf, size, false);
+}
+
+size_t
+model_event_format_json_frames(const struct model_event *ev, char *buf, size_t size)
+{
+	return format(ev, buf, size, true);
 }

@@ -37,6 +37,17 @@ enum model_event_kind {
 	MODEL_EV__COUNT
 };
 
+/* One frame of an event's calling context, symbolized (report form). */
+struct model_frame {
+	const char *module;   /* module name ("prog", "libc.so.6") */
+	const char *build_id; /* hex, or NULL */
+	uint64_t offset;      /* from the module's base */
+	const char *file;     /* source file (basename), or NULL */
+	int line;	      /* 0 if unknown */
+	const char *func;     /* or NULL */
+	bool system;	      /* in a system library: a wildcard when sites are matched */
+};
+
 struct model_event {
 	uint64_t seq;	/* global sequence number: a total order over all threads */
 	uint64_t ns;	/* CLOCK_MONOTONIC, ns */
@@ -47,6 +58,8 @@ struct model_event {
 	uint64_t object; /* first argument (mutex, cond, ...) or the signal number; 0 if none */
 	const char *site;  /* canonical site string (AVISO.md section 1); never NULL */
 	const char *where; /* symbolized "file.c:12 func", or NULL without debug info */
+	const struct model_frame *frames; /* written only by the report form; may be NULL */
+	unsigned nframes;
 };
 
 /* The wire name of @kind ("mutex_lock", ...); "?" for a value out of range. */
@@ -60,6 +73,9 @@ int model_event_kind_parse(const char *name, enum model_event_kind *ret_kind);
  * Returns the length the full text needs (like snprintf): the output was cut when >= @size.
  */
 size_t model_event_format_json(const struct model_event *ev, char *buf, size_t size);
+
+/* The same, with the event's symbolized frames as a "frames" array (failure reports). */
+size_t model_event_format_json_frames(const struct model_event *ev, char *buf, size_t size);
 
 /*
  * Appends @s to @buf as a JSON string literal (quotes included), escaping as RFC 8259 requires.

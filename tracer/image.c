@@ -4,6 +4,7 @@
  * dynamic linker's _dl_debug_state is watched so that libraries loaded later are searched too.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,6 +94,55 @@ plant_symbol(void *ctx, const char *name, uint64_t value)
 	return r == -ESRCH ? r : 0; /* the thread lending its hands is gone: stop */
 }
 
+/* The --points entries found in a program module get a breakpoint at each of their addresses. */
+static void
+plant_points(struct plant_ctx *c, struct bp_module *m)
+{
+	const struct tracer_options *o = &c->t->opt;
+	struct bp_point_addrs *addrs;
+	int r;
+
+	r = bp_points_resolve_all(m->path, o->points, o->npoints, &addrs);
+	if (r < 0)
+		return; /* no line tables: nothing of the program's sources here */
+	for (size_t i = 0; i < o->npoints; i++) {
+		for (size_t k = 0; k < addrs[i].n; k++) {
+			int pending = 0;
+			r = bp_aspace_insert(c->p->as, c->tid, m->base + addrs[i].offsets[k], TAG_POINT,
+					     &pending);
+			if (r == 0) {
+				c->planted++;
+				c->t->point_found[i] = true;
+			} else if (r != -EEXIST) {
+				log_msg("--points: cannot plant %s %d at %s+0x%" PRIx64 ": %s",
+					o->points[i].file, o->points[i].line, m->name,
+					addrs[i].offsets[k], strerror(-r));
+			}
+		}
+	}
+	bp_point_addrs_free(addrs, o->npoints);
+}
+
+/* Names the entries no module had code for, once the program's libraries are in. */
+static void
+report_unresolved(struct tracer *t, struct process *p)
+{
+	const struct tracer_options *o = &t->opt;
+	const struct bp_module *main_mod = bp_aspace_main_module(p->as);
+	bool libc = false;
+
+	for (const struct bp_module *m = bp_aspace_modules(p->as); m; m = m->next)
+		libc |= m->system;
+	if (t->points_reported || !o->npoints || (!libc && !t->attached && main_mod))
+		return;
+	t->points_reported = true;
+	for (size_t i = 0; i < o->npoints; i++)
+		if (!t->point_found[i])
+			log_msg("--points: no code for '%s %d' in %s or its libraries",
+				o->points[i].file, o->points[i].line,
+				main_mod ? main_mod->name : "the program");
+}
+
 static void
 module_added(void *ctx, struct bp_aspace *as, struct bp_module *m)
 {
@@ -110,6 +160,8 @@ module_added(void *ctx, struct bp_aspace *as, struct bp_module *m)
 	c->bias = m->base - bp_elf_first_vaddr(elf);
 	bp_elf_foreach_func(elf, plant_symbol, c);
 	bp_elf_close(elf);
+	if (c->t->opt.npoints && !m->wildcard && c->p->record)
+		plant_points(c, m);
 	c->p->sym_stale = true;
 }
 
@@ -122,5 +174,7 @@ image_refresh(struct tracer *t, struct process *p, pid_t stopped_tid)
 	r = bp_aspace_refresh(p->as, module_added, &c);
 	if (r < 0)
 		return r;
+	if (p->record)
+		report_unresolved(t, p);
 	return c.planted;
 }

@@ -12,7 +12,8 @@
 #include "tracer/tracer.h"
 
 /* Breakpoint tags beside the event kinds (enum model_event_kind, >= 0). */
-#define TAG_RBRK (-1) /* the dynamic linker's _dl_debug_state: a module was (un)loaded */
+#define TAG_RBRK (-1)  /* the dynamic linker's _dl_debug_state: a module was (un)loaded */
+#define TAG_POINT (-2) /* a sharing point from --points */
 
 enum thread_state {
 	TS_RUNNING,   /* resumed; a stop will be reported */
@@ -37,24 +38,50 @@ struct thread {
 	 * hit is the same call, not an event. Set by on_signal(), cleared at the next hit.
 	 */
 	uint64_t rehit_addr, rehit_sp;
+	struct rpb_ring *ring;	/* its last events; NULL until its first */
 	struct thread *hnext;	/* tid hash chain */
 	struct thread *next;	/* list of all threads */
 	struct thread **pprev;
 };
 
-/* A site seen in a run: interned by its canonical string, with its counts for -c. */
+/*
+ * A site seen in a run: a calling context made stable across runs and ASLR, interned by its
+ * canonical string ("prog+0x1234<prog+0x1180<libc.so.6+*"), with its symbolized frames and
+ * its counts for -c.
+ */
 struct site {
-	char *str;	 /* "prog+0x1234" */
-	char *where;	 /* "file.c:12 func" or NULL */
+	char *str;
+	char *where;		   /* frame 0 as "file.c:12 func", or NULL */
+	unsigned nframes;
+	struct model_frame *frames; /* every string owned */
 	uint64_t counts[MODEL_EV__COUNT];
-	struct site *next; /* hash chain */
+	struct site *next;	   /* hash chain */
 };
 
-/* Address -> site, per address space image (cleared at exec). */
+/* Calling context (pcs) -> site, per address space image (cleared at exec). */
 struct site_ref {
-	uint64_t addr;
+	unsigned n;
+	bool ret0; /* pcs[0] is a return address */
+	uint64_t pcs[TRACER_MAX_FRAMES];
 	struct site *site;
 	struct site_ref *next;
+};
+
+/* One event of the Recent Past Buffer. */
+struct rpb_entry {
+	uint64_t seq, ns, object;
+	const struct site *site;
+	pid_t tid, pid;
+	uint32_t thread;
+	enum model_event_kind kind;
+};
+
+/* A thread's ring of its last events (AVISO.md section 2). */
+struct rpb_ring {
+	struct rpb_entry *e;
+	uint32_t cap;
+	uint64_t written; /* entries ever written: the newest is e[(written - 1) % cap] */
+	struct rpb_ring *next; /* in the list of rings of exited threads */
 };
 
 #define SITE_BUCKETS 1024
@@ -68,7 +95,9 @@ struct process {
 	bool detach_at_stop;  /* an unfollowed fork child: cleaned and detached at its first stop */
 	unsigned nthreads;
 	struct bp_symbolizer *sym; /* created at the first symbolization */
-	bool sym_stale;		   /* modules changed since it was created */
+	struct bp_unwinder *unw;   /* created at the first unwind */
+	bool sym_stale;		   /* modules changed since they were created */
+	bool failed;		   /* a failure was reported: one per process */
 	struct site_ref *sites[SITE_BUCKETS];
 	struct process *next;
 };
@@ -92,6 +121,16 @@ struct tracer {
 	struct site *site_hash[SITE_BUCKETS];
 	char *line;		/* one JSON event */
 	size_t line_size;
+	unsigned frames, rpb_size; /* the options, defaults applied */
+	struct rpb_ring *retired;  /* rings of exited threads, newest first */
+	unsigned nretired;
+	volatile sig_atomic_t tick; /* set by the periodic timer: time for the checks */
+	uint64_t last_event_ns;	    /* progress, for --hang-timeout */
+	uint64_t quiet_cpu;	    /* the program's CPU time when the quiet began, or 0 */
+	struct deadlock_watch *watch; /* failure.c's state */
+	int exit_override;	    /* exit status forced by a hang or deadlock, or -1 */
+	bool *point_found;	    /* per --points entry: resolved in some module */
+	bool points_reported;	    /* the unresolved entries were named */
 };
 
 /* tracer.c: records */
@@ -108,9 +147,55 @@ int thread_resume(struct tracer *t, struct thread *th, int sig);
  * returns the number planted or -errno */
 int image_refresh(struct tracer *t, struct process *p, pid_t stopped_tid);
 
-/* record.c: events, the -o stream, the -c table */
+/* record.c: sites, events, the -o stream, the RPB, the -c table */
+void site_free(struct site *s);
+struct site *site_of(struct tracer *t, struct process *p, const uint64_t *pcs, unsigned n,
+		     bool ret0);
 void record_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
-		  uint64_t code_addr, bool is_return, uint64_t object);
+		  const struct site *site, uint64_t object);
+/* The calling context of a stopped thread: pcs[0] = regs->rip, then its callers. Unwinds when
+ * more than one frame is wanted; @stack/@stack_len: a copy of its stack top, or NULL. */
+unsigned capture_pcs(struct tracer *t, struct thread *th, const struct user_regs_struct *regs,
+		     const void *stack, size_t stack_len, uint64_t *pcs, unsigned max);
+uint64_t now_ns(void);
+
+/* rpb.c */
+void rpb_append(struct tracer *t, struct thread *th, const struct rpb_entry *e);
+void rpb_retire(struct tracer *t, struct thread *th);
+/* All rings merged by sequence number (a malloc'ed array the caller frees). */
+int rpb_merge(struct tracer *t, struct rpb_entry **ret_entries, size_t *ret_n);
+const struct rpb_entry *rpb_last(const struct thread *th);
+void rpb_free_all(struct tracer *t);
+
+/* failure.c: detection; report.c: reports */
+bool failure_is_fatal(struct thread *th, int sig);
+void failure_on_signal(struct tracer *t, struct thread *th, int sig,
+		       const struct user_regs_struct *regs);
+void failure_on_exit(struct tracer *t, struct thread *th, int code);
+void failure_tick(struct tracer *t);
+void failure_fini(struct tracer *t);
+
+struct report_cycle {
+	const struct thread *th;
+	uint64_t waits_for;		/* the mutex */
+	const struct site *waits_at;	/* where it called lock */
+	const struct site *taken_at;	/* where the owner took it */
+	const struct thread *owner;
+};
+
+struct report {
+	const char *kind; /* "signal", "exit", "hang", "deadlock" */
+	int signal;	  /* for "signal" */
+	int exit_code;	  /* for "exit" */
+	const struct thread *th;
+	struct process *proc;
+	const struct site *backtrace; /* a site of all the failing thread's frames, or NULL */
+	const struct report_cycle *cycle;
+	unsigned ncycle;
+};
+
+/* Prints the report on stderr and writes it as JSON under the report directory. */
+void report_failure(struct tracer *t, const struct report *r);
 
 /* loop.c */
 int loop_handle(struct tracer *t, pid_t tid, int status);

@@ -10,7 +10,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "breakpoints/unwind.h"
 #include "tracer/internal.h"
+
+/* The stack top copied at each event, for unwinding: a few frames of -O2 code. */
+#define STACK_COPY 4096
 
 enum stop {
 	STOP_GONE,	  /* exited or killed */
@@ -219,10 +223,58 @@ on_signal(struct tracer *t, struct thread *th, int sig)
 
 	if (th->proc && ptrace(PTRACE_GETREGS, th->tid, 0, &regs) == 0) {
 		leave_scratch(th, &regs);
-		if (th->proc->record)
-			record_event(t, th, MODEL_EV_SIGNAL, regs.rip, false, (uint64_t)sig);
+		if (th->proc->record) {
+			uint64_t stack[STACK_COPY / 8], pcs[TRACER_MAX_FRAMES];
+			int len = t->frames > 1 ? bp_stack_copy(th->tid, regs.rsp, stack, sizeof(stack))
+						: 0;
+			unsigned n = capture_pcs(t, th, &regs, len > 0 ? stack : NULL,
+						 len > 0 ? (size_t)len : 0, pcs, t->frames);
+
+			record_event(t, th, MODEL_EV_SIGNAL, site_of(t, th->proc, pcs, n, false),
+				     (uint64_t)sig);
+			if (failure_is_fatal(th, sig))
+				failure_on_signal(t, th, sig, &regs);
+		}
 	}
 	return thread_resume(t, th, sig);
+}
+
+/*
+ * An event at a breakpoint. At a function's entry [rsp] is the return address: the caller's
+ * site, and a caller in glibc itself makes it an internal call, not an event. The site's
+ * further frames come from unwinding a copy of the stack top (one process_vm_readv).
+ */
+static void
+record_hit(struct tracer *t, struct thread *th, const struct bp_breakpoint *bp,
+	   const struct user_regs_struct *regs)
+{
+	uint64_t stack[STACK_COPY / 8], pcs[TRACER_MAX_FRAMES + 1];
+	struct user_regs_struct at = *regs;
+	struct process *p = th->proc;
+	const struct bp_module *m;
+	int len;
+	unsigned n;
+
+	at.rip = bp->addr; /* the int3 moved it one byte on */
+	len = bp_stack_copy(th->tid, at.rsp, stack, t->frames > 1 ? sizeof(stack) : 8);
+	if (bp->tag == TAG_POINT) {
+		n = capture_pcs(t, th, &at, len > 0 ? stack : NULL, len > 0 ? (size_t)len : 0, pcs,
+				t->frames);
+		record_event(t, th, MODEL_EV_POINT, site_of(t, p, pcs, n, false), 0);
+		return;
+	}
+	if (len < 8)
+		return;
+	m = bp_aspace_module_at(p->as, stack[0]);
+	if (m && m->system)
+		return;
+	n = capture_pcs(t, th, &at, stack, (size_t)len, pcs, t->frames + 1);
+	if (n < 2 || pcs[1] != stack[0]) {
+		pcs[1] = stack[0];
+		n = 2;
+	}
+	record_event(t, th, (enum model_event_kind)bp->tag, site_of(t, p, pcs + 1, n - 1, true),
+		     regs->rdi);
 }
 
 static int
@@ -239,16 +291,7 @@ on_breakpoint(struct tracer *t, struct thread *th, struct bp_breakpoint *bp,
 		if (r < 0 && r != -ESRCH)
 			log_msg("process %d: cannot read its modules: %s", p->pid, strerror(-r));
 	} else if (p->record && !rehit) {
-		uint64_t ret;
-
-		/* At the entry, [rsp] is the return address: the caller's site. */
-		r = bp_mem_read(bp_aspace_memfd(p->as), regs->rsp, &ret, sizeof(ret));
-		if (r == 0) {
-			const struct bp_module *m = bp_aspace_module_at(p->as, ret);
-			if (!m || !m->system)
-				record_event(t, th, (enum model_event_kind)bp->tag, ret, true,
-					     regs->rdi);
-		}
+		record_hit(t, th, bp, regs);
 	}
 	r = bp_breakpoint_resume(p->as, bp, regs);
 	if (r < 0)
@@ -324,7 +367,16 @@ loop_handle(struct tracer *t, pid_t tid, int status)
 			log_msg("process %d: exec: %s", th->tid, strerror(-r));
 		return r == 1 ? 0 : thread_resume(t, th, 0);
 	}
-	case STOP_EXIT:
+	case STOP_EXIT: {
+		unsigned long msg;
+		int st;
+
+		if (th->proc->record && t->opt.fail_on_exit &&
+		    ptrace(PTRACE_GETEVENTMSG, th->tid, 0, &msg) == 0 &&
+		    (st = (int)msg, WIFEXITED(st)) && WEXITSTATUS(st) != 0)
+			failure_on_exit(t, th, WEXITSTATUS(st));
+		break;
+	}
 	case STOP_GONE:
 		break;
 	}

@@ -22,6 +22,15 @@
 #define EXIT_NOEXEC 126
 #define EXIT_NOTFOUND 127
 
+enum {
+	OPT_FRAMES = 256,
+	OPT_RPB_SIZE,
+	OPT_POINTS,
+	OPT_FAIL_ON_EXIT,
+	OPT_HANG_TIMEOUT,
+	OPT_REPORT_DIR,
+};
+
 static struct tracer *the_tracer;
 static pid_t forward_pid;
 
@@ -48,18 +57,40 @@ usage(int status)
 {
 	FILE *f = status ? stderr : stdout;
 
-	fprintf(f, "usage: aviso-trace [-f] [-c] [-o FILE] -- PROG [ARGS...]\n"
-		   "       aviso-trace [-f] [-c] [-o FILE] -p PID\n"
+	fprintf(f, "usage: aviso-trace [options] -- PROG [ARGS...]\n"
+		   "       aviso-trace [options] -p PID\n"
 		   "\n"
-		   "Records every synchronization event of an unmodified pthread program.\n"
+		   "Records every synchronization event of an unmodified pthread program, and\n"
+		   "reports its failures with the events that led to them.\n"
 		   "\n"
-		   "  -o, --output FILE   write one JSON object per event per line to FILE\n"
-		   "  -c, --summary       print a table of kinds and sites with counts at exit\n"
-		   "  -f, --follow-forks  trace forked children and their threads too\n"
-		   "  -p, --pid PID       attach to every thread of running process PID;\n"
-		   "                      SIGINT, SIGTERM or SIGHUP detach cleanly\n"
-		   "  -h, --help          this text\n");
+		   "  -o, --output FILE     write one JSON object per event per line to FILE\n"
+		   "  -c, --summary         print a table of kinds and sites with counts at exit\n"
+		   "  -f, --follow-forks    trace forked children and their threads too\n"
+		   "  -p, --pid PID         attach to every thread of running process PID;\n"
+		   "                        SIGINT, SIGTERM or SIGHUP detach cleanly\n"
+		   "      --frames N        frames of calling context per site (1-%d, default %d)\n"
+		   "      --rpb-size N      events kept per thread for reports (default %d)\n"
+		   "      --points FILE     sharing events at the AVISOPOINTS file's code points\n"
+		   "      --fail-on-exit    a non-zero exit status is a failure\n"
+		   "      --hang-timeout S  no progress for S seconds is a failure (a hang)\n"
+		   "      --report-dir DIR  failure reports go to DIR (default\n"
+		   "                        $XDG_STATE_HOME/aviso/reports)\n"
+		   "  -h, --help            this text\n",
+		TRACER_MAX_FRAMES, TRACER_DEFAULT_FRAMES, TRACER_DEFAULT_RPB);
 	exit(status);
+}
+
+static unsigned
+number(const char *arg, const char *name, unsigned lo, unsigned hi)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (*arg == '\0' || *arg == '-' || *end != '\0' || errno || v < lo || v > hi)
+		die(EXIT_USAGE, "%s takes a whole number from %u to %u, not '%s'", name, lo, hi, arg);
+	return (unsigned)v;
 }
 
 /* PATH search as execvp would do it, with errors a shell would give. */
@@ -108,6 +139,40 @@ static_without_symbols(const char *path)
 	return r;
 }
 
+/* Reads and parses an AVISOPOINTS file; a malformed entry is reported with its position. */
+static void
+read_points(const char *path, struct tracer_options *opt)
+{
+	struct bp_point *points;
+	struct bp_points_error err;
+	size_t n, len = 0;
+	char *text = NULL;
+	FILE *f = fopen(path, "re");
+	int r;
+
+	if (!f)
+		die(EXIT_FAILURE, "cannot read '%s': %s", path, strerror(errno));
+	FILE *m = open_memstream(&text, &len);
+	char buf[8192];
+	size_t got;
+	while (m && (got = fread(buf, 1, sizeof(buf), f)) > 0)
+		fwrite(buf, 1, got, m);
+	if (!m || ferror(f))
+		die(EXIT_FAILURE, "cannot read '%s': %s", path, strerror(errno));
+	fclose(f);
+	fclose(m);
+	r = bp_points_parse(text, &points, &n, &err);
+	free(text);
+	if (r == -EINVAL)
+		die(EXIT_FAILURE, "%s:%d:%d: %s", path, err.line, err.column, err.reason);
+	if (r < 0)
+		die(EXIT_FAILURE, "cannot parse '%s': %s", path, strerror(-r));
+	if (n == 0)
+		die(EXIT_FAILURE, "'%s' lists no code points", path);
+	opt->points = points; /* lives until exit */
+	opt->npoints = n;
+}
+
 static void
 on_detach_signal(int sig)
 {
@@ -125,10 +190,11 @@ on_forward_signal(int sig)
 static void
 handle(int sig, void (*fn)(int))
 {
-	struct sigaction sa = {.sa_handler = fn};
+	struct sigaction sa = {.sa_handler = fn, .sa_flags = SA_RESTART};
 
+	/* SA_RESTART: no syscall fails with EINTR; the detach request wakes the loop itself. */
 	sigemptyset(&sa.sa_mask);
-	sigaction(sig, &sa, NULL); /* no SA_RESTART: a waitpid() in progress returns EINTR */
+	sigaction(sig, &sa, NULL);
 }
 
 /* Ends the way the program ended: its exit code, or death by its signal (without a core). */
@@ -160,10 +226,16 @@ main(int argc, char **argv)
 		{"follow-forks", no_argument, NULL, 'f'},
 		{"pid", required_argument, NULL, 'p'},
 		{"help", no_argument, NULL, 'h'},
+		{"frames", required_argument, NULL, OPT_FRAMES},
+		{"rpb-size", required_argument, NULL, OPT_RPB_SIZE},
+		{"points", required_argument, NULL, OPT_POINTS},
+		{"fail-on-exit", no_argument, NULL, OPT_FAIL_ON_EXIT},
+		{"hang-timeout", required_argument, NULL, OPT_HANG_TIMEOUT},
+		{"report-dir", required_argument, NULL, OPT_REPORT_DIR},
 		{NULL, 0, NULL, 0},
 	};
 	struct tracer_options opt = {0};
-	const char *output = NULL;
+	const char *output = NULL, *points_path = NULL;
 	char path[PATH_MAX];
 	pid_t pid = 0;
 	int c, r, status;
@@ -187,6 +259,24 @@ main(int argc, char **argv)
 			pid = (pid_t)v;
 			break;
 		}
+		case OPT_FRAMES:
+			opt.frames = number(optarg, "--frames", 1, TRACER_MAX_FRAMES);
+			break;
+		case OPT_RPB_SIZE:
+			opt.rpb_size = number(optarg, "--rpb-size", 1, 1000000);
+			break;
+		case OPT_POINTS:
+			points_path = optarg;
+			break;
+		case OPT_FAIL_ON_EXIT:
+			opt.fail_on_exit = true;
+			break;
+		case OPT_HANG_TIMEOUT:
+			opt.hang_timeout = number(optarg, "--hang-timeout", 1, 1000000);
+			break;
+		case OPT_REPORT_DIR:
+			opt.report_dir = optarg;
+			break;
 		case 'h':
 			usage(0);
 		default:
@@ -209,6 +299,9 @@ main(int argc, char **argv)
 			    "found",
 			    argv[optind]);
 	}
+	opt.argv = pid ? NULL : argv + optind;
+	if (points_path)
+		read_points(points_path, &opt);
 	if (output) {
 		opt.output = fopen(output, "we");
 		if (!opt.output)

@@ -2,10 +2,11 @@
  * Events: each gets the next sequence number, a timestamp and its site; it is written to the
  * -o stream (one JSON line) and counted for the -c table.
  *
- * A site is a code address made stable across runs and ASLR: the module's name and the offset
- * from the module's base (AVISO.md section 1). Sites are interned by their string, so a site
- * seen in several processes (forks, execs) is one row of the table; the address -> site lookup
- * is cached per process image, and symbolization (libdw) happens once per site.
+ * A site is a calling context made stable across runs and ASLR: for each frame, the module's
+ * name and the offset from the module's base (AVISO.md section 1). Sites are interned by their
+ * string, so a site seen in several processes (forks, execs) is one row of the table; the
+ * context -> site lookup is cached per process image, and symbolization (libdw) happens once
+ * per site.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "breakpoints/unwind.h"
 #include "tracer/internal.h"
 
 static size_t
@@ -27,85 +29,192 @@ hash_str(const char *s)
 }
 
 static size_t
-hash_addr(uint64_t addr)
+hash_pcs(const uint64_t *pcs, unsigned n)
 {
-	return (size_t)((addr * 0x9e3779b97f4a7c15ull) >> 40) & (SITE_BUCKETS - 1);
+	uint64_t h = n;
+
+	for (unsigned i = 0; i < n; i++)
+		h = (h ^ pcs[i]) * 0x9e3779b97f4a7c15ull;
+	return (size_t)(h >> 40) & (SITE_BUCKETS - 1);
 }
 
-static char *
-symbolize(struct process *p, uint64_t addr)
+static struct bp_symbolizer *
+symbolizer(struct process *p)
 {
-	char buf[1024];
-
 	if (p->sym && p->sym_stale) {
 		bp_symbolizer_destroy(p->sym);
 		p->sym = NULL;
 	}
-	if (!p->sym) {
-		if (bp_symbolizer_create(p->pid, &p->sym) < 0)
-			return NULL;
-		p->sym_stale = false;
-	}
-	if (bp_symbolizer_lookup(p->sym, addr, buf, sizeof(buf)) < 0)
+	if (!p->sym && bp_symbolizer_create(p->pid, &p->sym) < 0)
 		return NULL;
-	return strdup(buf);
+	p->sym_stale = false;
+	return p->sym;
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* Fills @f for code address @pc (one byte back when it is a return address). */
+static void
+frame_of(struct process *p, uint64_t pc, bool is_return, struct model_frame *f)
+{
+	const struct bp_module *m = bp_aspace_module_at(p->as, pc);
+	struct bp_symbolizer *sym = symbolizer(p);
+	struct bp_source src;
+
+	memset(f, 0, sizeof(*f));
+	f->offset = m ? pc - m->base : pc;
+	if (m) {
+		f->module = strdup(m->name);
+		f->build_id = dup_or_null(m->build_id);
+		f->system = m->wildcard;
+	}
+	if (sym && bp_symbolizer_frame(sym, is_return ? pc - 1 : pc, &src) == 0) {
+		f->file = dup_or_null(src.file);
+		f->line = src.line;
+		f->func = dup_or_null(src.func);
+	}
+}
+
+static void
+free_frames(struct model_frame *frames, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		free((char *)frames[i].module);
+		free((char *)frames[i].build_id);
+		free((char *)frames[i].file);
+		free((char *)frames[i].func);
+	}
+	free(frames);
+}
+
+void
+site_free(struct site *s)
+{
+	free(s->str);
+	free(s->where);
+	free_frames(s->frames, s->nframes);
+	free(s);
+}
+
+/*
+ * The canonical string: frames joined by '<', each "module+0xoffset"; a frame in a system
+ * library is "module+*" (recorded in the frames, a wildcard for matching); code outside any
+ * module is its address.
+ */
+static void
+site_string(struct process *p, const uint64_t *pcs, unsigned n, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < n && len < size; i++) {
+		const struct bp_module *m = bp_aspace_module_at(p->as, pcs[i]);
+		const char *sep = i ? "<" : "";
+		int r;
+
+		if (!m)
+			r = snprintf(buf + len, size - len, "%s0x%" PRIx64, sep, pcs[i]);
+		else if (m->wildcard)
+			r = snprintf(buf + len, size - len, "%s%s+*", sep, m->name);
+		else
+			r = snprintf(buf + len, size - len, "%s%s+0x%" PRIx64, sep, m->name,
+				     pcs[i] - m->base);
+		len += r > 0 ? (size_t)r : 0;
+	}
 }
 
 static struct site *
-intern(struct tracer *t, const char *str, struct process *p, uint64_t sym_addr)
+intern(struct tracer *t, struct process *p, const char *str, const uint64_t *pcs, unsigned n,
+       bool ret0)
 {
 	size_t h = hash_str(str) & (SITE_BUCKETS - 1);
 	struct site *s;
+	char buf[1024];
 
 	for (s = t->site_hash[h]; s; s = s->next)
 		if (strcmp(s->str, str) == 0)
 			return s;
 	s = calloc(1, sizeof(*s));
-	if (!s || !(s->str = strdup(str))) {
-		free(s);
+	if (!s)
+		return NULL;
+	s->frames = calloc(n, sizeof(*s->frames));
+	s->str = strdup(str);
+	if (!s->frames || !s->str) {
+		site_free(s);
 		return NULL;
 	}
-	s->where = symbolize(p, sym_addr);
+	s->nframes = n;
+	for (unsigned i = 0; i < n; i++)
+		frame_of(p, pcs[i], i > 0 || ret0, &s->frames[i]);
+	if (s->frames[0].file && s->frames[0].func)
+		snprintf(buf, sizeof(buf), "%s:%d %s", s->frames[0].file, s->frames[0].line,
+			 s->frames[0].func);
+	else if (s->frames[0].file)
+		snprintf(buf, sizeof(buf), "%s:%d", s->frames[0].file, s->frames[0].line);
+	else if (s->frames[0].func)
+		snprintf(buf, sizeof(buf), "%s", s->frames[0].func);
+	else
+		buf[0] = '\0';
+	s->where = buf[0] ? strdup(buf) : NULL;
 	s->next = t->site_hash[h];
 	t->site_hash[h] = s;
 	return s;
 }
 
-/*
- * The site of code address @addr in @p. A return address is symbolized one byte back, in the
- * call instruction, so that "where" names the line of the call.
- */
-static struct site *
-site_of(struct tracer *t, struct process *p, uint64_t addr, bool is_return)
+struct site *
+site_of(struct tracer *t, struct process *p, const uint64_t *pcs, unsigned n, bool ret0)
 {
-	size_t h = hash_addr(addr);
-	const struct bp_module *m;
+	size_t h;
 	struct site_ref *ref;
 	struct site *s;
-	char str[512];
+	char str[2048];
 
+	if (n > TRACER_MAX_FRAMES)
+		n = TRACER_MAX_FRAMES;
+	h = hash_pcs(pcs, n);
 	for (ref = p->sites[h]; ref; ref = ref->next)
-		if (ref->addr == addr)
+		if (ref->n == n && ref->ret0 == ret0 && memcmp(ref->pcs, pcs, n * sizeof(*pcs)) == 0)
 			return ref->site;
-	m = bp_aspace_module_at(p->as, addr);
-	if (m)
-		snprintf(str, sizeof(str), "%s+0x%" PRIx64, m->name, addr - m->base);
-	else
-		snprintf(str, sizeof(str), "0x%" PRIx64, addr);
-	s = intern(t, str, p, is_return ? addr - 1 : addr);
+	site_string(p, pcs, n, str, sizeof(str));
+	s = intern(t, p, str, pcs, n, ret0);
 	ref = malloc(sizeof(*ref));
 	if (!s || !ref) {
 		free(ref);
 		return s;
 	}
-	ref->addr = addr;
+	ref->n = n;
+	ref->ret0 = ret0;
+	memcpy(ref->pcs, pcs, n * sizeof(*pcs));
 	ref->site = s;
 	ref->next = p->sites[h];
 	p->sites[h] = ref;
 	return s;
 }
 
-static uint64_t
+unsigned
+capture_pcs(struct tracer *t, struct thread *th, const struct user_regs_struct *regs,
+	    const void *stack, size_t stack_len, uint64_t *pcs, unsigned max)
+{
+	struct process *p = th->proc;
+	int n;
+
+	pcs[0] = regs->rip;
+	if (max <= 1)
+		return 1;
+	if (!p->unw || p->sym_stale) {
+		if (!p->unw && bp_unwinder_create(p->pid, &p->unw) < 0)
+			return 1;
+		bp_unwinder_flush(p->unw);
+	}
+	n = bp_unwind(p->unw, th->tid, regs, stack, stack_len, pcs, (int)max);
+	return n >= 1 ? (unsigned)n : 1;
+}
+
+uint64_t
 now_ns(void)
 {
 	struct timespec ts;
@@ -115,26 +224,38 @@ now_ns(void)
 }
 
 void
-record_event(struct tracer *t, struct thread *th, enum model_event_kind kind, uint64_t code_addr,
-	     bool is_return, uint64_t object)
+record_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
+	     const struct site *s, uint64_t object)
 {
-	struct site *s = site_of(t, th->proc, code_addr, is_return);
-	struct model_event ev = {
+	struct rpb_entry e = {
 		.seq = ++t->seq,
 		.ns = now_ns(),
-		.thread = th->index,
+		.object = object,
+		.site = s,
 		.tid = th->tid,
 		.pid = th->proc->pid,
+		.thread = th->index,
 		.kind = kind,
-		.object = object,
-		.site = s ? s->str : "?",
-		.where = s ? s->where : NULL,
 	};
 
-	if (s)
-		s->counts[kind]++;
+	t->last_event_ns = e.ns;
+	rpb_append(t, th, &e);
+	if (!s)
+		return;
+	((struct site *)s)->counts[kind]++;
 	if (!t->opt.output)
 		return;
+	struct model_event ev = {
+		.seq = e.seq,
+		.ns = e.ns,
+		.thread = e.thread,
+		.tid = e.tid,
+		.pid = e.pid,
+		.kind = kind,
+		.object = object,
+		.site = s->str,
+		.where = s->where,
+	};
 	size_t n = model_event_format_json(&ev, t->line, t->line_size);
 	if (n >= t->line_size) {
 		char *bigger = realloc(t->line, n + 1);

@@ -5,10 +5,15 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/ptrace.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 
+#include "breakpoints/unwind.h"
 #include "tracer/internal.h"
+
+#define TICK_US 500000
 
 int
 tracer_create(const struct tracer_options *opt, struct tracer **ret_tracer)
@@ -18,9 +23,17 @@ tracer_create(const struct tracer_options *opt, struct tracer **ret_tracer)
 	if (!t)
 		return -ENOMEM;
 	t->opt = *opt;
+	t->frames = opt->frames ? opt->frames : TRACER_DEFAULT_FRAMES;
+	if (t->frames > TRACER_MAX_FRAMES)
+		t->frames = TRACER_MAX_FRAMES;
+	t->rpb_size = opt->rpb_size ? opt->rpb_size : TRACER_DEFAULT_RPB;
+	t->exit_override = -1;
+	t->point_found = calloc(opt->npoints ? opt->npoints : 1, sizeof(*t->point_found));
 	t->line_size = 8192;
 	t->line = malloc(t->line_size);
-	if (!t->line) {
+	if (!t->line || !t->point_found) {
+		free(t->line);
+		free(t->point_found);
 		free(t);
 		return -ENOMEM;
 	}
@@ -37,16 +50,17 @@ tracer_destroy(struct tracer *t)
 		thread_remove(t, t->threads);
 	while (t->procs)
 		process_remove(t, t->procs);
+	rpb_free_all(t);
+	failure_fini(t);
 	for (size_t i = 0; i < SITE_BUCKETS; i++) {
 		while (t->site_hash[i]) {
 			struct site *s = t->site_hash[i];
 			t->site_hash[i] = s->next;
-			free(s->str);
-			free(s->where);
-			free(s);
+			site_free(s);
 		}
 	}
 	free(t->line);
+	free(t->point_found);
 	free(t);
 }
 
@@ -108,6 +122,7 @@ thread_add(struct tracer *t, pid_t tid, struct process *proc)
 void
 thread_remove(struct tracer *t, struct thread *th)
 {
+	rpb_retire(t, th);
 	thash_unlink(t, th);
 	*th->pprev = th->next;
 	if (th->next)
@@ -160,6 +175,8 @@ process_reset_image(struct process *p)
 	clear_sites(p);
 	bp_symbolizer_destroy(p->sym);
 	p->sym = NULL;
+	bp_unwinder_destroy(p->unw);
+	p->unw = NULL;
 	p->sym_stale = false;
 	bp_aspace_unref(p->as);
 	p->as = NULL;
@@ -217,17 +234,69 @@ tracer_request_detach(struct tracer *t)
 	errno = saved;
 }
 
+/* The periodic checks (deadlocks, hangs) run from the loop when this has ticked. */
+static struct tracer *ticking;
+
+static void
+on_tick(int sig)
+{
+	int saved = errno;
+
+	(void)sig;
+	if (ticking) {
+		ticking->tick = 1;
+		/* Ends a waitpid() that would wait for the program's next event: a stop. */
+		if (ticking->wake_tid > 0)
+			ptrace(PTRACE_INTERRUPT, ticking->wake_tid, 0, 0);
+	}
+	errno = saved;
+}
+
+/*
+ * A timer that wakes the loop twice a second. SA_RESTART keeps every other syscall (writes to a
+ * pipe, waits in syscall injection) from failing with EINTR; the interrupt stop wakes waitpid.
+ */
+static void
+start_ticks(struct tracer *t)
+{
+	struct sigaction sa = {.sa_handler = on_tick, .sa_flags = SA_RESTART};
+	struct itimerval every = {{0, TICK_US}, {0, TICK_US}};
+
+	ticking = t;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	setitimer(ITIMER_REAL, &every, NULL);
+}
+
+static void
+stop_ticks(void)
+{
+	struct itimerval off = {{0, 0}, {0, 0}};
+
+	setitimer(ITIMER_REAL, &off, NULL);
+	signal(SIGALRM, SIG_DFL);
+	ticking = NULL;
+}
+
 int
 tracer_run(struct tracer *t, int *ret_status)
 {
+	int r = 0;
+
+	start_ticks(t);
 	for (;;) {
-		int status, r;
+		int status;
 		pid_t tid;
 
 		if (t->detach_requested && t->attached) {
 			r = detach_all(t);
+			stop_ticks();
 			*ret_status = -1;
 			return r;
+		}
+		if (t->tick) {
+			t->tick = 0;
+			failure_tick(t);
 		}
 		if (!t->threads)
 			break;
@@ -237,12 +306,19 @@ tracer_run(struct tracer *t, int *ret_status)
 				continue;
 			if (errno == ECHILD)
 				break;
-			return -errno;
+			r = -errno;
+			break;
 		}
 		r = loop_handle(t, tid, status);
 		if (r < 0)
-			return r;
+			break;
 	}
-	*ret_status = t->main_done ? t->main_status : 0;
+	stop_ticks();
+	if (r < 0)
+		return r;
+	if (t->exit_override >= 0)
+		*ret_status = t->exit_override << 8; /* as if it had exited with that code */
+	else
+		*ret_status = t->main_done ? t->main_status : 0;
 	return 0;
 }

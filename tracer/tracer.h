@@ -12,13 +12,30 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "breakpoints/points.h"
+
 struct tracer;
 
 struct tracer_options {
-	bool follow_forks; /* -f: trace forked children and their threads too */
-	bool summary;	   /* -c: a table of kinds and sites with counts at exit, on stderr */
-	FILE *output;	   /* -o: one JSON event per line, or NULL; owned by the caller */
+	bool follow_forks;     /* -f: trace forked children and their threads too */
+	bool summary;	       /* -c: a table of kinds and sites with counts at exit, on stderr */
+	FILE *output;	       /* -o: one JSON event per line, or NULL; owned by the caller */
+	unsigned frames;       /* --frames: frames per site, 1..TRACER_MAX_FRAMES (0: default) */
+	unsigned rpb_size;     /* --rpb-size: events kept per thread (0: default) */
+	bool fail_on_exit;     /* --fail-on-exit: a non-zero exit is a failure */
+	unsigned hang_timeout; /* --hang-timeout: seconds without progress that make a hang; 0 off */
+	const char *report_dir; /* --report-dir: where failure reports go (NULL: default) */
+	const struct bp_point *points; /* --points: parsed AVISOPOINTS entries (caller's) */
+	size_t npoints;
+	char *const *argv;     /* the program's command line, for reports */
 };
+
+#define TRACER_DEFAULT_FRAMES 5
+#define TRACER_MAX_FRAMES 16
+#define TRACER_DEFAULT_RPB 1000
+
+/* Exit status of aviso-trace after a hang or a deadlock (the program was killed). */
+#define TRACER_EXIT_HANG 124
 
 int tracer_create(const struct tracer_options *opt, struct tracer **ret_tracer);
 void tracer_destroy(struct tracer *t);

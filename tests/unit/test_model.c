@@ -1,10 +1,21 @@
 /*
- * model/ unit tests: event kinds and the event's JSON form.
+ * model/ unit tests: event kinds and the event's JSON form; then the model (AVISO.md sections
+ * 3-6) on hand-computed tables: candidate pairs from crafted RPBs, OI/CI/FC/rank of a small
+ * model, chi-square against known values, class assignment, selection frequencies over 10,000
+ * seeded draws; and the store: persistence, growth, several processes, all-or-nothing updates.
  */
 #include <errno.h>
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "model/event.h"
+#include "model/internal.h"
+#include "model/model.h"
 #include "ckmain.h"
 
 START_TEST(kind_names_round_trip)
@@ -60,6 +71,691 @@ START_TEST(quote_control_bytes)
 }
 END_TEST
 
+/* ---- pure pieces ---- */
+
+/* Builds an event of thread @t at site @site with sequence number @seq. */
+static struct model_event
+ev(uint64_t seq, uint32_t t, const char *site)
+{
+	return (struct model_event){ .seq = seq, .thread = t, .site = site };
+}
+
+/* Extracts the pairs of @e (given out of order on purpose) as "ba" strings. */
+static void
+pairs_as_text(const struct model_event *e, size_t n, unsigned window, bool rule, char *out)
+{
+	struct rpb r;
+	struct pair *p;
+
+	ck_assert_int_eq(rpb_init(&r, e, n), 0);
+	long np = pairs_extract(r.site, r.thread, r.n, window, rule, &p);
+	ck_assert_int_ge(np, 0);
+	out[0] = '\0';
+	for (long i = 0; i < np; i++) {
+		char pair[8];
+		snprintf(pair, sizeof(pair), "%s%s%s", i ? " " : "", r.sites[p[i].b], r.sites[p[i].a]);
+		strcat(out, pair);
+	}
+	free(p);
+	rpb_fini(&r);
+}
+
+/*
+ * seq: 1 T1 a, 2 T2 b, 3 T1 c, 4 T2 d, 5 T3 a. With the rule, e_i's pairs stop at its thread's
+ * next event: (a,b) (b,c) (c,d) (c,a) (d,a). Without it, T1's a also pairs with d and a
+ * (B = A allowed), T2's b with a.
+ */
+START_TEST(candidates_from_crafted_rpb)
+{
+	struct model_event e[] = { ev(4, 2, "d"), ev(1, 1, "a"), ev(3, 1, "c"), ev(5, 3, "a"),
+				   ev(2, 2, "b") };
+	char text[128];
+
+	pairs_as_text(e, 5, 10, true, text);
+	ck_assert_str_eq(text, "ab bc ca cd da");
+	pairs_as_text(e, 5, 10, false, text);
+	ck_assert_str_eq(text, "aa ab ad ba bc ca cd da");
+	pairs_as_text(e, 5, 2, true, text); /* window 2: neighbours only */
+	ck_assert_str_eq(text, "ab bc cd da");
+}
+END_TEST
+
+START_TEST(pair_counts_and_window_bound)
+{
+	/* x y x y x y alternating threads: (x,y) thrice, (y,x) twice with window 2. */
+	struct model_event e[] = { ev(1, 1, "x"), ev(2, 2, "y"), ev(3, 1, "x"),
+				   ev(4, 2, "y"), ev(5, 1, "x"), ev(6, 2, "y") };
+	struct rpb r;
+	struct pair *p;
+
+	ck_assert_int_eq(rpb_init(&r, e, 6), 0);
+	long np = pairs_extract(r.site, r.thread, r.n, 2, true, &p);
+	ck_assert_int_eq(np, 2);
+	ck_assert_uint_eq(p[0].count, 3); /* (x,y) */
+	ck_assert_uint_eq(p[1].count, 2); /* (y,x) */
+	free(p);
+	/* Window 10 with the rule: each event pairs only with the next (the one after is its
+	 * own thread's), so the same counts. */
+	np = pairs_extract(r.site, r.thread, r.n, 10, true, &p);
+	ck_assert_int_eq(np, 2);
+	ck_assert_uint_eq(p[0].count + p[1].count, 5);
+	free(p);
+	rpb_fini(&r);
+}
+END_TEST
+
+START_TEST(invariance_formulas)
+{
+	ck_assert_double_eq_tol(stat_oi(3, 1), 0.75, 1e-12);
+	ck_assert_double_eq_tol(stat_oi(0, 0), 0.5, 1e-12);
+	ck_assert_double_eq_tol(stat_oi(0, 4), 0.0, 1e-12);
+	/* f(B,A) = 2, row(B) = 10, col(A) = 6: 1 - 2 / (8 + 4). */
+	ck_assert_double_eq_tol(stat_ci(2, 10, 6), 1.0 - 2.0 / 12.0, 1e-12);
+	ck_assert_double_eq_tol(stat_ci(0, 0, 0), 0.5, 1e-12);
+	ck_assert_double_eq_tol(stat_ci(5, 6, 5), 0.0, 1e-12); /* clamped */
+	ck_assert_double_eq_tol(stat_fc(3, 4), 0.75, 1e-12);
+	ck_assert_double_eq_tol(stat_fc(0, 0), 0.0, 1e-12);
+	ck_assert_double_eq_tol(stat_weight_paper(0.5, 0, 0), 0.5, 1e-12);
+	/* 0.5 * exp(8 * 0.7 - 0.7) + 0.001 */
+	ck_assert_double_eq_tol(stat_weight_paper(0.5, 10, 3), 67.14588984246777, 1e-9);
+}
+END_TEST
+
+START_TEST(chi_square_known_values)
+{
+	/* {{30, 70}, {5, 95}}: 200 * 2500^2 / (100 * 100 * 35 * 165) */
+	ck_assert_double_eq_tol(stat_chi2(30, 70, 5, 95), 21.645021645021647, 1e-9);
+	ck_assert_double_eq_tol(stat_chi2(30, 70, 3, 17), 1.8808777429467085, 1e-9);
+	ck_assert_double_eq_tol(stat_chi2(10, 10, 10, 10), 0.0, 1e-12);
+	ck_assert_double_eq_tol(stat_chi2(0, 0, 3, 4), 0.0, 1e-12); /* empty margin */
+
+	double chi2;
+	ck_assert(stat_effective(100, 30, 100, 5, &chi2));
+	ck_assert_double_eq_tol(chi2, 21.645021645021647, 1e-9);
+	ck_assert(!stat_effective(100, 30, 20, 3, &chi2));  /* lower, not significant */
+	ck_assert(!stat_effective(100, 5, 100, 30, &chi2)); /* significant, but higher */
+	ck_assert(!stat_effective(0, 0, 10, 0, NULL));
+}
+END_TEST
+
+START_TEST(baseline_confidence)
+{
+	ck_assert(!stat_baseline_known(0, 0));
+	ck_assert(!stat_baseline_known(200, 60));  /* p~0.30: needs ~336 runs */
+	ck_assert(stat_baseline_known(400, 120));
+	ck_assert(!stat_baseline_known(20, 0));	   /* 0 of 20 is not +/-5% yet */
+	ck_assert(stat_baseline_known(200, 0));
+}
+END_TEST
+
+START_TEST(similarity_of_site_sets)
+{
+	uint32_t a[] = { 1, 2, 3, 4, 5 }, b[] = { 1, 2, 3, 4 }, c[] = { 1, 2, 9 };
+	ck_assert_double_eq_tol(sites_similarity(a, 5, b, 4), 0.8, 1e-12);
+	ck_assert_double_eq_tol(sites_similarity(a, 5, c, 3), 2.0 / 6.0, 1e-12);
+	ck_assert_double_eq_tol(sites_similarity(NULL, 0, NULL, 0), 1.0, 1e-12);
+	ck_assert_double_eq_tol(sites_similarity(a, 5, NULL, 0), 0.0, 1e-12);
+}
+END_TEST
+
+START_TEST(prng_is_seeded_and_beta_mean)
+{
+	struct prng r1, r2;
+	prng_seed(&r1, 42);
+	prng_seed(&r2, 42);
+	for (int i = 0; i < 100; i++)
+		ck_assert_uint_eq(prng_next(&r1), prng_next(&r2));
+	double sum = 0;
+	for (int i = 0; i < 10000; i++)
+		sum += prng_beta(&r1, 2, 6);
+	ck_assert_double_eq_tol(sum / 10000, 0.25, 0.01);
+	sum = 0;
+	for (int i = 0; i < 10000; i++)
+		sum += prng_beta(&r1, 0.3, 0.7); /* shape < 1 path */
+	ck_assert_double_eq_tol(sum / 10000, 0.3, 0.015);
+}
+END_TEST
+
+/* Counts, over 10,000 seeded draws, how often each outcome of select_run comes up. */
+static void
+draw_frequencies(const struct sel_input *in, double *ret_freq /* [n + 1], last: baseline */)
+{
+	const int draws = 10000;
+	size_t n = in->classes[0].n;
+	struct prng rng;
+	long choice;
+
+	prng_seed(&rng, 1234);
+	for (size_t i = 0; i <= n; i++)
+		ret_freq[i] = 0;
+	for (int d = 0; d < draws; d++) {
+		if (select_run(in, &rng, &choice))
+			ret_freq[n] += 1.0 / draws;
+		else
+			ret_freq[choice] += 1.0 / draws;
+	}
+}
+
+START_TEST(selection_frequencies_paper)
+{
+	/* Nothing used, baseline unknown: 10% baseline, else proportional to rank. */
+	struct sel_con c[3] = { { .cid = 1, .rank = 0.5 }, { .cid = 2, .rank = 0.3 },
+				{ .cid = 3, .rank = 0.2 } };
+	struct sel_class k = { .id = 1, .n = 3, .c = c };
+	struct sel_input in = { .selector = MODEL_SELECT_PAPER, .n_classes = 1, .classes = &k };
+	double f[4];
+
+	draw_frequencies(&in, f);
+	ck_assert_double_eq_tol(f[3], 0.10, 0.01);
+	ck_assert_double_eq_tol(f[0], 0.45, 0.015);
+	ck_assert_double_eq_tol(f[1], 0.27, 0.015);
+	ck_assert_double_eq_tol(f[2], 0.18, 0.015);
+
+	/* Baseline known (400 runs, 120 failures): 1% baseline. c[0] effective (2 of 100),
+	 * exploited 75%; exploring weighs w0 = 0.5 e^(8*0.98-0.7) + .001, w1 = 0.3 (unused),
+	 * w2 = 0.2 e^(8*0.7-0.7) + .001 (3 of 10): by hand, 0.9798, 0.0001, 0.0101, 0.01. */
+	in.base_runs = 400;
+	in.base_failures = 120;
+	c[0].runs = 100;
+	c[0].failures = 2;
+	c[0].effective = stat_effective(400, 120, 100, 2, &c[0].chi2);
+	c[2].runs = 10;
+	c[2].failures = 3;
+	ck_assert(c[0].effective);
+	draw_frequencies(&in, f);
+	ck_assert_double_eq_tol(f[0], 0.9798, 0.006);
+	ck_assert_double_eq_tol(f[1], 0.0001, 0.001);
+	ck_assert_double_eq_tol(f[2], 0.0101, 0.004);
+	ck_assert_double_eq_tol(f[3], 0.01, 0.004);
+}
+END_TEST
+
+START_TEST(selection_thompson_prefers_rank_and_success)
+{
+	/* Equal ranks: the one that never failed in 20 runs beats the one failing at the
+	 * baseline rate; an unused one of the same rank explores in between. */
+	struct sel_con c[3] = { { .cid = 1, .rank = 0.5, .runs = 20, .failures = 6 },
+				{ .cid = 2, .rank = 0.5, .runs = 20, .failures = 0 },
+				{ .cid = 3, .rank = 0.5 } };
+	struct sel_class k = { .id = 1, .n = 3, .c = c };
+	struct sel_input in = { .selector = MODEL_SELECT_THOMPSON_MAX, .base_runs = 100,
+				.base_failures = 30, .n_classes = 1, .classes = &k };
+	double f[4], g[4];
+
+	draw_frequencies(&in, f);
+	ck_assert_double_eq_tol(f[3], 0.10, 0.01);
+	ck_assert(f[1] > 0.6);
+	ck_assert(f[0] < 0.05);
+	ck_assert(f[2] > f[0]);
+	draw_frequencies(&in, g); /* same seed, same draws */
+	ck_assert_mem_eq(f, g, sizeof(f));
+
+	in.selector = MODEL_SELECT_THOMPSON;
+	draw_frequencies(&in, f);
+	ck_assert(f[1] > f[2] && f[2] > f[0]);
+	ck_assert_str_eq(model_selector_name(MODEL_SELECT_DEFAULT), "thompson-max");
+	enum model_selector sel;
+	ck_assert_int_eq(model_selector_parse("paper", &sel), 0);
+	ck_assert_int_eq(sel, MODEL_SELECT_PAPER);
+	ck_assert_int_eq(model_selector_parse("nope", &sel), -EINVAL);
+}
+END_TEST
+
+/* ---- the model over a store ---- */
+
+static char tmpdir[64];
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void
+store_setup(void)
+{
+	strcpy(tmpdir, "/tmp/test-model-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void
+store_teardown(void)
+{
+	nftw(tmpdir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static const struct model_program prog = { .id = "b1d", .path = "/bin/prog" };
+
+static struct model *
+open_model(unsigned window)
+{
+	struct model_options o;
+	struct model *m;
+
+	model_options_init(&o);
+	o.window = window;
+	o.seed = 99;
+	o.no_sync = true;
+	ck_assert_int_eq(model_open(tmpdir, &o, &m), 0);
+	return m;
+}
+
+/* Starts a run; returns its id in @run. */
+static void
+start(struct model *m, char *run)
+{
+	struct model_plan *p;
+
+	ck_assert_int_eq(model_run_start(m, &prog, NULL, &p), 0);
+	strcpy(run, p->run);
+	model_plan_free(p);
+}
+
+/* Starts a run and ends it as a baseline run with @e as its outcome. */
+static void
+report(struct model *m, bool failed, const struct model_event *e, size_t n)
+{
+	char run[48];
+	start(m, run);
+	struct model_report rep = { .run = run, .failed = failed, .have_constraints = true,
+				    .rpb = e, .n_rpb = n };
+	ck_assert_int_eq(model_run_end(m, &rep), 0);
+}
+
+static const struct model_constraint_stats *
+find_constraint(const struct model_program_stats *ps, const char *b, const char *a)
+{
+	for (size_t k = 0; k < ps->n_classes; k++)
+		for (size_t i = 0; i < ps->classes[k].n; i++)
+			if (strcmp(ps->classes[k].c[i].b, b) == 0 &&
+			    strcmp(ps->classes[k].c[i].a, a) == 0)
+				return &ps->classes[k].c[i];
+	return NULL;
+}
+
+/*
+ * Window 2 (neighbours). Failures: [x1 y2 z1] -> (x,y) (y,z); [z2 x1 y2] -> (z,x) (x,y): one
+ * class (same sites), F = 2. Correct samples: 3 x [y2 x1], 1 x [x1 y2], 2 x [x1 z2],
+ * 1 x [w1 y2], so f(y,x) = 3, f(x,y) = 1, f(x,z) = 2, f(w,y) = 1; rows x 3, y 3, w 1; columns
+ * x 3, y 2, z 2. By hand:
+ *   (x,y): OI = 3/4, CI = 1 - 1/((3-1) + (2-1)) = 2/3, FC = 2/2, rank = 0.5
+ *   (y,z): OI = 0.5 (no counts), CI = 1 - 0/(3 + 2) = 1, FC = 1/2, rank = 0.25
+ *   (z,x): OI = 2/2 = 1, CI = 1 - 0/(0 + 3) = 1, FC = 1/2, rank = 0.5
+ */
+START_TEST(rank_of_a_small_model)
+{
+	struct model *m = open_model(2);
+	struct model_event f1[] = { ev(1, 1, "x"), ev(2, 2, "y"), ev(3, 1, "z") };
+	struct model_event f2[] = { ev(1, 2, "z"), ev(2, 1, "x"), ev(3, 2, "y") };
+	struct model_event yx[] = { ev(1, 2, "y"), ev(2, 1, "x") };
+	struct model_event xy[] = { ev(1, 1, "x"), ev(2, 2, "y") };
+	struct model_event xz[] = { ev(1, 1, "x"), ev(2, 2, "z") };
+	struct model_event wy[] = { ev(1, 1, "w"), ev(2, 2, "y") };
+	char run[48];
+
+	report(m, true, f1, 3);
+	report(m, true, f2, 3);
+	start(m, run);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(model_run_correct(m, run, yx, 2), 0);
+	ck_assert_int_eq(model_run_correct(m, run, xy, 2), 0);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(model_run_correct(m, run, xz, 2), 0);
+	ck_assert_int_eq(model_run_correct(m, run, wy, 2), 0);
+
+	struct model_stats *st;
+	ck_assert_int_eq(model_stats_get(m, "b1d", &st), 0);
+	ck_assert_uint_eq(st->n, 1);
+	const struct model_program_stats *ps = &st->programs[0];
+	ck_assert_uint_eq(ps->n_classes, 1);
+	ck_assert_uint_eq(ps->classes[0].failures, 2);
+	ck_assert_uint_eq(ps->n_constraints, 3);
+	ck_assert_uint_eq(ps->correct_samples, 7);
+	ck_assert_uint_eq(ps->baseline_runs, 2);
+	ck_assert_uint_eq(ps->baseline_failures, 2);
+	ck_assert_uint_eq(ps->open_runs, 1);
+
+	const struct model_constraint_stats *c = find_constraint(ps, "x", "y");
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(c->f_ab, 3);
+	ck_assert_uint_eq(c->f_ba, 1);
+	ck_assert_uint_eq(c->failing_with, 2);
+	ck_assert_double_eq_tol(c->oi, 0.75, 1e-12);
+	ck_assert_double_eq_tol(c->ci, 2.0 / 3.0, 1e-12);
+	ck_assert_double_eq_tol(c->fc, 1.0, 1e-12);
+	ck_assert_double_eq_tol(c->rank, 0.5, 1e-12);
+	c = find_constraint(ps, "y", "z");
+	ck_assert_ptr_nonnull(c);
+	ck_assert_double_eq_tol(c->oi, 0.5, 1e-12);
+	ck_assert_double_eq_tol(c->ci, 1.0, 1e-12);
+	ck_assert_double_eq_tol(c->rank, 0.25, 1e-12);
+	c = find_constraint(ps, "z", "x");
+	ck_assert_ptr_nonnull(c);
+	ck_assert_double_eq_tol(c->oi, 1.0, 1e-12);
+	ck_assert_double_eq_tol(c->rank, 0.5, 1e-12);
+	model_stats_free(st);
+	model_close(m);
+}
+END_TEST
+
+/* A failure RPB over @sites, threads alternating. */
+static void
+fail_with_sites(struct model *m, const char *const *sites, size_t n)
+{
+	struct model_event e[16];
+	for (size_t i = 0; i < n; i++)
+		e[i] = ev(i + 1, 1 + i % 2, sites[i]);
+	report(m, true, e, n);
+}
+
+START_TEST(class_assignment)
+{
+	struct model *m = open_model(10);
+	const char *s1[] = { "a", "b", "c", "d", "e" }, *s2[] = { "a", "b", "c", "d" };
+	const char *s3[] = { "a", "b", "x", "y" }, *s4[] = { "y", "x", "b", "a" };
+
+	fail_with_sites(m, s1, 5); /* class 1 */
+	fail_with_sites(m, s2, 4); /* 4/5 = 0.8 of class 1's exemplar: joins */
+	fail_with_sites(m, s3, 4); /* 2/7 of class 1: a new class */
+	fail_with_sites(m, s4, 4); /* the same sites as class 2's exemplar */
+
+	struct model_stats *st;
+	ck_assert_int_eq(model_stats_get(m, NULL, &st), 0);
+	const struct model_program_stats *ps = &st->programs[0];
+	ck_assert_uint_eq(ps->n_classes, 2);
+	ck_assert_uint_eq(ps->classes[0].failures, 2);
+	ck_assert_uint_eq(ps->classes[0].n_sites, 5);
+	ck_assert_uint_eq(ps->classes[1].failures, 2);
+	ck_assert_uint_eq(ps->classes[1].n_sites, 4);
+	model_stats_free(st);
+	model_close(m);
+}
+END_TEST
+
+START_TEST(start_serves_one_per_class_and_replays)
+{
+	struct model *m = open_model(10);
+	const char *s1[] = { "a", "b", "c" }, *s2[] = { "p", "q", "r" };
+	struct model_plan *p1, *p2;
+	uint64_t seed;
+
+	fail_with_sites(m, s1, 3);
+	fail_with_sites(m, s2, 3);
+	/* Find a seed that is not a baseline run, then replay it. */
+	for (seed = 1;; seed++) {
+		ck_assert_int_eq(model_run_start(m, &prog, &seed, &p1), 0);
+		if (!p1->baseline)
+			break;
+		model_plan_free(p1);
+	}
+	ck_assert_uint_eq(p1->n, 2);
+	ck_assert_uint_ne(p1->constraints[0].class_id, p1->constraints[1].class_id);
+	ck_assert_uint_eq(p1->constraints[0].delay_us, 1000);
+	ck_assert_uint_eq(p1->seed, seed);
+	ck_assert_int_eq(model_run_start(m, &prog, &seed, &p2), 0);
+	ck_assert_uint_eq(p2->n, 2);
+	for (size_t i = 0; i < 2; i++)
+		ck_assert_str_eq(p1->constraints[i].id, p2->constraints[i].id);
+	ck_assert_str_ne(p1->run, p2->run);
+	model_plan_free(p1);
+	model_plan_free(p2);
+	model_close(m);
+}
+END_TEST
+
+/* The whole /api/stats text: equal texts, equal store. */
+static char *
+stats_text(struct model *m)
+{
+	struct model_stats *st;
+	char *json;
+
+	ck_assert_int_eq(model_stats_get(m, NULL, &st), 0);
+	ck_assert_int_eq(model_json_format_stats(st, &json), 0);
+	model_stats_free(st);
+	return json;
+}
+
+START_TEST(bad_reports_change_nothing)
+{
+	struct model *m = open_model(10);
+	const char *s1[] = { "a", "b", "c" };
+	char run[48];
+
+	fail_with_sites(m, s1, 3);
+	start(m, run);
+	char *before = stats_text(m);
+	const char *bogus[] = { "999" }, *garbage[] = { "1x" };
+	struct model_event e[] = { ev(1, 1, "zz"), ev(2, 2, "yy") };
+	struct model_report rep = { .run = run, .failed = true, .have_constraints = true,
+				    .constraints = bogus, .n_constraints = 1, .rpb = e, .n_rpb = 2 };
+	ck_assert_int_eq(model_run_end(m, &rep), -EINVAL);	/* unknown constraint */
+	rep.constraints = garbage;
+	ck_assert_int_eq(model_run_end(m, &rep), -EINVAL);	/* not an id */
+	rep.n_constraints = 0;
+	rep.run = "1-999";
+	ck_assert_int_eq(model_run_end(m, &rep), -ENOENT);	/* unknown run */
+	rep.run = "7-1";
+	ck_assert_int_eq(model_run_end(m, &rep), -ENOENT);	/* unknown program */
+	rep.run = "1-";
+	ck_assert_int_eq(model_run_end(m, &rep), -EINVAL);
+	ck_assert_int_eq(model_run_tick(m, "x"), -EINVAL);
+	ck_assert_int_eq(model_run_correct(m, "1-999", e, 2), -ENOENT);
+	char *after = stats_text(m);
+	ck_assert_str_eq(before, after);
+	free(after);
+
+	rep.run = run;
+	ck_assert_int_eq(model_run_end(m, &rep), 0);
+	ck_assert_int_eq(model_run_end(m, &rep), -EALREADY);	/* a run ends once */
+	ck_assert_int_eq(model_run_tick(m, run), -EALREADY);
+	free(before);
+	model_close(m);
+}
+END_TEST
+
+START_TEST(ticks_count_successes)
+{
+	struct model *m = open_model(10);
+	char run[48];
+
+	start(m, run);
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(model_run_tick(m, run), 0);
+	struct model_stats *st;
+	ck_assert_int_eq(model_stats_get(m, NULL, &st), 0);
+	ck_assert_uint_eq(st->programs[0].ticks, 5);
+	ck_assert_uint_eq(st->programs[0].baseline_runs, 5);
+	ck_assert_uint_eq(st->programs[0].baseline_failures, 0);
+	ck_assert_uint_eq(st->programs[0].baseline_curve.n, 5);
+	model_stats_free(st);
+	model_close(m);
+}
+END_TEST
+
+START_TEST(persists_across_reopen)
+{
+	struct model *m = open_model(10);
+	const char *s1[] = { "a", "b", "c", "d" };
+
+	fail_with_sites(m, s1, 4);
+	char *before = stats_text(m);
+	model_close(m);
+	m = open_model(10);
+	char *after = stats_text(m);
+	ck_assert_str_eq(before, after);
+	char run[48];
+	start(m, run);
+	ck_assert_str_eq(run, "1-2"); /* numbering goes on */
+	free(before);
+	free(after);
+	model_close(m);
+}
+END_TEST
+
+START_TEST(map_grows_when_full)
+{
+	struct model_options o;
+	struct model *m;
+	size_t map0, map, used;
+	struct model_event e[200];
+	char names[200][24];
+
+	model_options_init(&o);
+	o.map_size = 64 << 10; /* 64 KiB: full after a few failures */
+	o.no_sync = true;
+	ck_assert_int_eq(model_open(tmpdir, &o, &m), 0);
+	ck_assert_int_eq(model_store_size(m, &map0, &used), 0);
+	for (int f = 0; f < 20; f++) {
+		for (int i = 0; i < 200; i++) {
+			snprintf(names[i], sizeof(names[i]), "site-%d-%d", f, i);
+			e[i] = ev((uint64_t)i + 1, 1 + (uint32_t)(i % 3), names[i]);
+		}
+		report(m, true, e, 200);
+	}
+	ck_assert_int_eq(model_store_size(m, &map, &used), 0);
+	ck_assert_uint_gt(map, map0);
+	struct model_stats *st;
+	ck_assert_int_eq(model_stats_get(m, NULL, &st), 0);
+	ck_assert_uint_eq(st->programs[0].baseline_failures, 20);
+	model_stats_free(st);
+	model_close(m);
+}
+END_TEST
+
+START_TEST(several_processes_share_a_store)
+{
+	const int procs = 3, runs = 20;
+	pid_t pid[3];
+
+	for (int p = 0; p < procs; p++) {
+		pid[p] = fork();
+		ck_assert_int_ge(pid[p], 0);
+		if (pid[p] == 0) {
+			struct model_options o;
+			struct model *m;
+			model_options_init(&o);
+			o.no_sync = true;
+			o.map_size = 256 << 10; /* small: growth races with the others */
+			if (model_open(tmpdir, &o, &m) < 0)
+				_exit(1);
+			for (int i = 0; i < runs; i++) {
+				char site[3][32];
+				struct model_event e[3];
+				for (int k = 0; k < 3; k++) {
+					snprintf(site[k], sizeof(site[k]), "p%d-%d-%d", p, i, k);
+					e[k] = ev((uint64_t)k + 1, 1 + (uint32_t)k % 2, site[k]);
+				}
+				struct model_plan *plan;
+				if (model_run_start(m, &prog, NULL, &plan) < 0)
+					_exit(2);
+				struct model_report rep = { .run = plan->run, .failed = true,
+							    .rpb = e, .n_rpb = 3 };
+				int r = model_run_end(m, &rep);
+				model_plan_free(plan);
+				if (r < 0)
+					_exit(3);
+			}
+			model_close(m);
+			_exit(0);
+		}
+	}
+	for (int p = 0; p < procs; p++) {
+		int status;
+		ck_assert_int_eq(waitpid(pid[p], &status, 0), pid[p]);
+		ck_assert(WIFEXITED(status));
+		ck_assert_int_eq(WEXITSTATUS(status), 0);
+	}
+	struct model *m = open_model(10);
+	struct model_stats *st;
+	ck_assert_int_eq(model_stats_get(m, NULL, &st), 0);
+	ck_assert_uint_eq(st->programs[0].runs_started, procs * runs);
+	ck_assert_uint_eq(st->programs[0].runs_ended, procs * runs);
+	ck_assert_uint_eq(st->programs[0].baseline_failures + st->programs[0].constrained_failures,
+			  procs * runs);
+	model_stats_free(st);
+	model_close(m);
+}
+END_TEST
+
+/* ---- JSON forms ---- */
+
+START_TEST(json_reports_strict_types)
+{
+	struct model_json_doc *doc;
+	struct model_report rep;
+	const char *err = NULL;
+	const char *ok = "{\"run\":\"1-2\",\"outcome\":\"failure\",\"constraints\":[\"3\"],"
+			 "\"failure\":{\"signal\":11},\"extra\":[1,2],\"rpb\":[{\"seq\":5,\"ns\":1,"
+			 "\"thread\":2,\"tid\":9,\"pid\":8,\"kind\":\"mutex_lock\",\"site\":\"s\","
+			 "\"where\":\"f.c:1\",\"object\":\"0x10\",\"new\":true}]}";
+
+	ck_assert_int_eq(model_json_parse_report(ok, strlen(ok), MODEL_JSON_END, &doc, &rep, &err), 0);
+	ck_assert_str_eq(rep.run, "1-2");
+	ck_assert(rep.failed && rep.have_constraints);
+	ck_assert_uint_eq(rep.n_constraints, 1);
+	ck_assert_str_eq(rep.constraints[0], "3");
+	ck_assert_uint_eq(rep.n_rpb, 1);
+	ck_assert_uint_eq(rep.rpb[0].seq, 5);
+	ck_assert_uint_eq(rep.rpb[0].object, 0x10);
+	ck_assert_str_eq(rep.rpb[0].where, "f.c:1");
+	model_json_doc_free(doc);
+
+	static const char *const bad[] = {
+		"{\"run\":\"1-2\",\"outcome\":\"failure\"",		/* malformed */
+		"{\"run\":\"1-2\",\"outcome\":\"failure\"} x",		/* trailing data */
+		"[1]",							/* not an object */
+		"{\"run\":12,\"outcome\":\"failure\"}",			/* wrong type */
+		"{\"run\":\"1-2\",\"outcome\":\"maybe\"}",
+		"{\"run\":\"1-2\",\"outcome\":\"success\",\"constraints\":[3]}",
+		"{\"run\":\"1-2\",\"outcome\":\"failure\",\"rpb\":[{\"seq\":1,\"thread\":1}]}",
+		"{\"run\":\"1-2\",\"outcome\":\"failure\",\"rpb\":[{\"seq\":-1,\"thread\":1,"
+		"\"site\":\"s\"}]}",
+		"{\"run\":\"1-2\",\"outcome\":\"failure\",\"rpb\":[{\"seq\":1,\"thread\":1,"
+		"\"site\":\"s\",\"kind\":\"mutex_lok\"}]}",
+		"{\"run\":\"1-2\",\"outcome\":\"failure\",\"failure\":3}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err = NULL;
+		ck_assert_int_eq(model_json_parse_report(bad[i], strlen(bad[i]), MODEL_JSON_END,
+							 &doc, &rep, &err), -EINVAL);
+		ck_assert_ptr_nonnull(err);
+	}
+	const char *nobody = "{\"run\":\"1-2\"}";
+	ck_assert_int_eq(model_json_parse_report(nobody, strlen(nobody), MODEL_JSON_CORRECT, &doc,
+						 &rep, &err), -EINVAL);
+	ck_assert_int_eq(model_json_parse_report(nobody, strlen(nobody), MODEL_JSON_TICK, &doc,
+						 &rep, &err), 0);
+	model_json_doc_free(doc);
+}
+END_TEST
+
+START_TEST(json_plan_round_trip)
+{
+	struct model_served c = { .id = "7", .class_id = 2, .b = "p+0x1<p+0x2", .a = "q\"x",
+				  .b_where = "a.c:1", .a_where = "", .delay_us = 1000 };
+	struct model_plan p = { .run = "3-4", .seed = UINT64_MAX, .n = 1, .constraints = &c };
+	struct model_plan *q;
+	const char *err;
+	char *json;
+
+	ck_assert_int_eq(model_json_format_plan(&p, &json), 0);
+	ck_assert_int_eq(model_json_parse_plan(json, strlen(json), &q, &err), 0);
+	ck_assert_str_eq(q->run, "3-4");
+	ck_assert_uint_eq(q->seed, UINT64_MAX);
+	ck_assert(!q->baseline);
+	ck_assert_uint_eq(q->n, 1);
+	ck_assert_str_eq(q->constraints[0].a, "q\"x");
+	ck_assert_str_eq(q->constraints[0].b, "p+0x1<p+0x2");
+	ck_assert_uint_eq(q->constraints[0].class_id, 2);
+	model_plan_free(q);
+	free(json);
+	ck_assert_int_eq(model_json_format_error("a \"b\"", &json), 0);
+	ck_assert_str_eq(json, "{\"error\":\"a \\\"b\\\"\"}");
+	free(json);
+}
+END_TEST
+
 static Suite *
 model_suite(void)
 {
@@ -69,6 +765,35 @@ model_suite(void)
 	tcase_add_test(tc, event_json_exact);
 	tcase_add_test(tc, event_json_truncation_counts_full_length);
 	tcase_add_test(tc, quote_control_bytes);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("pure");
+	tcase_add_test(tc, candidates_from_crafted_rpb);
+	tcase_add_test(tc, pair_counts_and_window_bound);
+	tcase_add_test(tc, invariance_formulas);
+	tcase_add_test(tc, chi_square_known_values);
+	tcase_add_test(tc, baseline_confidence);
+	tcase_add_test(tc, similarity_of_site_sets);
+	tcase_add_test(tc, prng_is_seeded_and_beta_mean);
+	tcase_add_test(tc, selection_frequencies_paper);
+	tcase_add_test(tc, selection_thompson_prefers_rank_and_success);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("store");
+	tcase_add_checked_fixture(tc, store_setup, store_teardown);
+	tcase_add_test(tc, rank_of_a_small_model);
+	tcase_add_test(tc, class_assignment);
+	tcase_add_test(tc, start_serves_one_per_class_and_replays);
+	tcase_add_test(tc, bad_reports_change_nothing);
+	tcase_add_test(tc, ticks_count_successes);
+	tcase_add_test(tc, persists_across_reopen);
+	tcase_add_test(tc, map_grows_when_full);
+	tcase_add_test(tc, several_processes_share_a_store);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("json");
+	tcase_add_test(tc, json_reports_strict_types);
+	tcase_add_test(tc, json_plan_round_trip);
 	suite_add_tcase(s, tc);
 	return s;
 }

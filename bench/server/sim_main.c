@@ -1,0 +1,114 @@
+/*
+ * aviso-sim: the selector simulation side by side (server/README.md has its figures).
+ * In-process on a fresh store per (selector, seed), or through a running server (--url).
+ *
+ *   aviso-sim [--runs 400] [--seeds 1-8] [--selector NAME|all] [--url http://HOST:PORT]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench/server/httpc.h"
+#include "bench/server/sim.h"
+
+static void
+print_row(const char *sel, uint64_t seed, const struct sim_result *r)
+{
+	printf("%-13s %4" PRIu64 " %5u %8u %8u %9d %10u %7u %9.3f\n", sel, seed, r->runs,
+	       r->failures, r->culprit_served, r->contender_run, r->contender_failures,
+	       r->late_runs, r->late_runs ? (double)r->late_failures / r->late_runs : 0.0);
+}
+
+/* One simulation on a fresh temporary store. */
+static int
+run_local(enum model_selector sel, const struct sim_params *p, struct sim_result *res)
+{
+	char dir[] = "/tmp/aviso-sim-XXXXXX";
+	struct model_options o;
+	struct model *m;
+	struct sim_backend b;
+	int r;
+
+	if (!mkdtemp(dir))
+		return -errno;
+	model_options_init(&o);
+	o.selector = sel;
+	o.seed = p->seed;
+	o.no_sync = true; /* a throwaway store */
+	r = model_open(dir, &o, &m);
+	if (r == 0) {
+		sim_backend_model(m, &b);
+		r = sim_run(p, &b, res);
+		model_close(m);
+	}
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "aviso-sim: could not remove %s\n", dir);
+	return r;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "runs", required_argument, NULL, 'r' },
+		{ "seeds", required_argument, NULL, 's' },
+		{ "selector", required_argument, NULL, 'S' },
+		{ "url", required_argument, NULL, 'u' },
+		{ 0 },
+	};
+	unsigned runs = 400, first = 1, last = 8;
+	const char *selname = "all", *url = NULL;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r': runs = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 's':
+			if (sscanf(optarg, "%u-%u", &first, &last) != 2)
+				first = last = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'S': selname = optarg; break;
+		case 'u': url = optarg; break;
+		default:
+			fprintf(stderr, "usage: aviso-sim [--runs N] [--seeds A-B] "
+					"[--selector NAME|all] [--url BASE]\n");
+			return 2;
+		}
+	}
+	printf("selector      seed  runs failures  culprit contender  failures-  late    late\n"
+	       "                                    served  after-run  to-contend  runs    rate\n");
+	for (int s = 0; s < MODEL_SELECT__COUNT; s++) {
+		const char *name = model_selector_name(s);
+		if (strcmp(selname, "all") != 0 && strcmp(selname, name) != 0)
+			continue;
+		if (url && strcmp(selname, "all") == 0 && s != MODEL_SELECT_DEFAULT)
+			continue; /* a server has one selector */
+		for (unsigned seed = first; seed <= last; seed++) {
+			struct sim_params p;
+			struct sim_result res;
+			struct sim_backend b;
+			int r;
+			sim_params_init(&p, seed);
+			p.runs = runs;
+			if (url) {
+				sim_backend_http(url, &b);
+				r = sim_run(&p, &b, &res);
+			} else {
+				r = run_local(s, &p, &res);
+			}
+			if (r < 0) {
+				fprintf(stderr, "aviso-sim: %s seed %u: %s\n", name, seed, strerror(-r));
+				return 1;
+			}
+			print_row(url ? "(server)" : name, seed, &res);
+			fflush(stdout);
+		}
+	}
+	return 0;
+}

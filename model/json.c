@@ -1,0 +1,663 @@
+/*
+ * The JSON forms of the protocol (server/README.md documents every field): parsing request
+ * bodies into the model's structs and formatting its answers. The only file that includes
+ * json-c. Parsing is strict on types (a wrong type is an error with a message) and ignores
+ * unknown fields, so a newer tracer can add some.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+
+/* Why 64: our bodies nest 4 deep; a deeper body is an attack, not a report. */
+#define JSON_MAX_DEPTH 64
+
+struct model_json_doc {
+	json_object *root;
+	struct model_event *events;
+	const char **cids;
+};
+
+void
+model_json_doc_free(struct model_json_doc *doc)
+{
+	if (!doc)
+		return;
+	json_object_put(doc->root);
+	free(doc->events);
+	free(doc->cids);
+	free(doc);
+}
+
+/* Parses @body as one JSON value and nothing after it but whitespace. */
+static int
+parse_doc(const char *body, size_t len, struct model_json_doc **ret_doc, const char **ret_error)
+{
+	struct json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
+	struct model_json_doc *doc;
+	json_object *root;
+
+	if (!tok)
+		return -ENOMEM;
+	if (len > INT32_MAX) {
+		json_tokener_free(tok);
+		*ret_error = "body too large";
+		return -EINVAL;
+	}
+	root = json_tokener_parse_ex(tok, body, (int)len);
+	enum json_tokener_error err = json_tokener_get_error(tok);
+	size_t end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (!root || err != json_tokener_success) {
+		json_object_put(root);
+		*ret_error = "malformed JSON";
+		return -EINVAL;
+	}
+	for (; end < len; end++) {
+		if (!strchr(" \t\r\n", body[end])) {
+			json_object_put(root);
+			*ret_error = "malformed JSON: data after the value";
+			return -EINVAL;
+		}
+	}
+	doc = calloc(1, sizeof(*doc));
+	if (!doc) {
+		json_object_put(root);
+		return -ENOMEM;
+	}
+	doc->root = root;
+	*ret_doc = doc;
+	return 0;
+}
+
+/* Field @name of object @o when it has type @type; NULL when absent (or JSON null). */
+static int
+field(json_object *o, const char *name, json_type type, json_object **ret)
+{
+	json_object *v = NULL;
+
+	if (!json_object_object_get_ex(o, name, &v) || json_object_is_type(v, json_type_null)) {
+		*ret = NULL;
+		return 0;
+	}
+	if (!json_object_is_type(v, type))
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+/* A non-negative integer field; @required or 0 when absent. */
+static int
+field_u64(json_object *o, const char *name, bool required, uint64_t *ret)
+{
+	json_object *v;
+
+	if (field(o, name, json_type_int, &v) < 0 || (!v && required))
+		return -EINVAL;
+	if (!v) {
+		*ret = 0;
+		return 0;
+	}
+	if (json_object_get_int64(v) < 0)
+		return -EINVAL;
+	*ret = json_object_get_uint64(v);
+	return 0;
+}
+
+/* An event's "object": "0x..." as the tracer writes it, or a plain number. */
+static int
+parse_object(json_object *o, uint64_t *ret)
+{
+	json_object *v = NULL;
+
+	*ret = 0;
+	if (!json_object_object_get_ex(o, "object", &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (json_object_is_type(v, json_type_int)) {
+		*ret = json_object_get_uint64(v);
+		return 0;
+	}
+	if (!json_object_is_type(v, json_type_string))
+		return -EINVAL;
+	const char *s = json_object_get_string(v);
+	char *end;
+	errno = 0;
+	*ret = strtoull(s, &end, 0);
+	return errno || end == s || *end ? -EINVAL : 0;
+}
+
+static int
+parse_event(json_object *o, struct model_event *ev, const char **ret_error)
+{
+	json_object *v;
+	uint64_t x;
+
+	memset(ev, 0, sizeof(*ev));
+	if (!json_object_is_type(o, json_type_object)) {
+		*ret_error = "an rpb entry is not an object";
+		return -EINVAL;
+	}
+	if (field(o, "site", json_type_string, &v) < 0 || !v) {
+		*ret_error = "an event's \"site\" must be a string";
+		return -EINVAL;
+	}
+	ev->site = json_object_get_string(v);
+	if (field_u64(o, "seq", true, &ev->seq) < 0 || field_u64(o, "thread", true, &x) < 0 ||
+	    x > UINT32_MAX) {
+		*ret_error = "an event's \"seq\" and \"thread\" must be non-negative integers";
+		return -EINVAL;
+	}
+	ev->thread = (uint32_t)x;
+	if (field_u64(o, "ns", false, &ev->ns) < 0 || field_u64(o, "tid", false, &x) < 0 ||
+	    x > INT32_MAX || (ev->tid = (int32_t)x, field_u64(o, "pid", false, &x) < 0) ||
+	    x > INT32_MAX) {
+		*ret_error = "an event's \"ns\", \"tid\" and \"pid\" must be non-negative integers";
+		return -EINVAL;
+	}
+	ev->pid = (int32_t)x;
+	if (field(o, "kind", json_type_string, &v) < 0 ||
+	    (v && model_event_kind_parse(json_object_get_string(v), &ev->kind) < 0)) {
+		*ret_error = "an event's \"kind\" must be a known kind name";
+		return -EINVAL;
+	}
+	if (!v)
+		ev->kind = MODEL_EV_POINT;
+	if (field(o, "where", json_type_string, &v) < 0) {
+		*ret_error = "an event's \"where\" must be a string";
+		return -EINVAL;
+	}
+	ev->where = v ? json_object_get_string(v) : NULL;
+	if (parse_object(o, &ev->object) < 0) {
+		*ret_error = "an event's \"object\" must be a number or a \"0x...\" string";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Parses array @arr of events into doc->events. */
+static int
+parse_events(struct model_json_doc *doc, json_object *arr, size_t *ret_n, const char **ret_error)
+{
+	size_t n = json_object_array_length(arr);
+
+	doc->events = calloc(n ? n : 1, sizeof(*doc->events));
+	if (!doc->events)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		int r = parse_event(json_object_array_get_idx(arr, i), &doc->events[i], ret_error);
+		if (r < 0)
+			return r;
+	}
+	*ret_n = n;
+	return 0;
+}
+
+/* Runs @parse on a freshly parsed @body; frees the document when it fails. */
+static int
+finish(struct model_json_doc *doc, int r, struct model_json_doc **ret_doc)
+{
+	if (r < 0) {
+		model_json_doc_free(doc);
+		return r;
+	}
+	*ret_doc = doc;
+	return 0;
+}
+
+int
+model_json_parse_rpb(const char *body, size_t len, struct model_json_doc **ret_doc,
+		     struct model_event **ret_events, size_t *ret_n, const char **ret_error)
+{
+	struct model_json_doc *doc;
+	int r = parse_doc(body, len, &doc, ret_error);
+
+	if (r < 0)
+		return r;
+	if (!json_object_is_type(doc->root, json_type_array)) {
+		*ret_error = "an rpb must be an array of events";
+		r = -EINVAL;
+	} else {
+		r = parse_events(doc, doc->root, ret_n, ret_error);
+		*ret_events = doc->events;
+	}
+	return finish(doc, r, ret_doc);
+}
+
+int
+model_json_parse_start(const char *body, size_t len, struct model_json_doc **ret_doc,
+		       struct model_start_request *ret_req, const char **ret_error)
+{
+	struct model_json_doc *doc;
+	json_object *prog, *id, *path, *host, *pid;
+	int r = parse_doc(body, len, &doc, ret_error);
+
+	if (r < 0)
+		return r;
+	r = -EINVAL;
+	memset(ret_req, 0, sizeof(*ret_req));
+	if (!json_object_is_type(doc->root, json_type_object)) {
+		*ret_error = "the body must be an object";
+		goto leave;
+	}
+	if (field(doc->root, "program", json_type_object, &prog) < 0 || !prog) {
+		*ret_error = "\"program\" must be an object";
+		goto leave;
+	}
+	if (field(prog, "id", json_type_string, &id) < 0 ||
+	    field(prog, "path", json_type_string, &path) < 0 || (!id && !path)) {
+		*ret_error = "\"program\" needs \"id\" or \"path\", strings";
+		goto leave;
+	}
+	ret_req->prog.id = id ? json_object_get_string(id) : "";
+	ret_req->prog.path = path ? json_object_get_string(path) : "";
+	if (field(doc->root, "host", json_type_string, &host) < 0 ||
+	    field(doc->root, "pid", json_type_int, &pid) < 0) {
+		*ret_error = "\"host\" must be a string and \"pid\" an integer";
+		goto leave;
+	}
+	ret_req->host = host ? json_object_get_string(host) : NULL;
+	ret_req->pid = pid ? json_object_get_int64(pid) : 0;
+	r = 0;
+leave:
+	return finish(doc, r, ret_doc);
+}
+
+/* Reads "constraints": an array of id strings. */
+static int
+parse_cids(struct model_json_doc *doc, json_object *arr, struct model_report *rep,
+	   const char **ret_error)
+{
+	size_t n = json_object_array_length(arr);
+
+	doc->cids = calloc(n ? n : 1, sizeof(*doc->cids));
+	if (!doc->cids)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(arr, i);
+		if (!json_object_is_type(v, json_type_string)) {
+			*ret_error = "\"constraints\" must be an array of id strings";
+			return -EINVAL;
+		}
+		doc->cids[i] = json_object_get_string(v);
+	}
+	rep->have_constraints = true;
+	rep->constraints = doc->cids;
+	rep->n_constraints = n;
+	return 0;
+}
+
+/* The fields of a /end body past "run". */
+static int
+parse_end(struct model_json_doc *doc, struct model_report *rep, const char **ret_error)
+{
+	json_object *v;
+
+	if (field(doc->root, "outcome", json_type_string, &v) < 0 || !v ||
+	    (strcmp(json_object_get_string(v), "success") != 0 &&
+	     strcmp(json_object_get_string(v), "failure") != 0)) {
+		*ret_error = "\"outcome\" must be \"success\" or \"failure\"";
+		return -EINVAL;
+	}
+	rep->failed = strcmp(json_object_get_string(v), "failure") == 0;
+	if (field(doc->root, "constraints", json_type_array, &v) < 0) {
+		*ret_error = "\"constraints\" must be an array of id strings";
+		return -EINVAL;
+	}
+	if (v) {
+		int r = parse_cids(doc, v, rep, ret_error);
+		if (r < 0)
+			return r;
+	}
+	if (field(doc->root, "failure", json_type_object, &v) < 0) {
+		*ret_error = "\"failure\" must be an object";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
+model_json_parse_report(const char *body, size_t len, enum model_json_report kind,
+			struct model_json_doc **ret_doc, struct model_report *ret_report,
+			const char **ret_error)
+{
+	struct model_json_doc *doc;
+	json_object *v;
+	int r = parse_doc(body, len, &doc, ret_error);
+
+	if (r < 0)
+		return r;
+	r = -EINVAL;
+	memset(ret_report, 0, sizeof(*ret_report));
+	if (!json_object_is_type(doc->root, json_type_object)) {
+		*ret_error = "the body must be an object";
+		goto leave;
+	}
+	if (field(doc->root, "run", json_type_string, &v) < 0 || !v) {
+		*ret_error = "\"run\" must be a string";
+		goto leave;
+	}
+	ret_report->run = json_object_get_string(v);
+	if (kind == MODEL_JSON_END && (r = parse_end(doc, ret_report, ret_error)) < 0)
+		goto leave;
+	r = -EINVAL;
+	if (field(doc->root, "rpb", json_type_array, &v) < 0 || (!v && kind == MODEL_JSON_CORRECT)) {
+		*ret_error = "\"rpb\" must be an array of events";
+		goto leave;
+	}
+	if (v && kind != MODEL_JSON_TICK) {
+		r = parse_events(doc, v, &ret_report->n_rpb, ret_error);
+		if (r < 0)
+			goto leave;
+		ret_report->rpb = doc->events;
+	}
+	r = 0;
+leave:
+	return finish(doc, r, ret_doc);
+}
+
+/* ---- formatting ---- */
+
+/* Hands the text of @o to the caller (malloc'd) and drops @o. */
+static int
+emit(json_object *o, char **ret_json)
+{
+	if (!o)
+		return -ENOMEM;
+	const char *s = json_object_to_json_string_ext(
+		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	char *copy = s ? strdup(s) : NULL;
+	json_object_put(o);
+	if (!copy)
+		return -ENOMEM;
+	*ret_json = copy;
+	return 0;
+}
+
+/* Adds @v to @o under @key; json-c takes ownership. A NULL @v (out of memory) is reported
+ * once by the caller through emit(), so this returns whether all went well. */
+static bool
+add(json_object *o, const char *key, json_object *v)
+{
+	if (!v)
+		return false;
+	json_object_object_add(o, key, v);
+	return true;
+}
+
+static bool
+push(json_object *arr, json_object *v)
+{
+	if (!v)
+		return false;
+	json_object_array_add(arr, v);
+	return true;
+}
+
+static json_object *
+served_json(const struct model_served *c)
+{
+	json_object *o = json_object_new_object();
+
+	if (o && add(o, "id", json_object_new_string(c->id)) &&
+	    add(o, "class", json_object_new_int64(c->class_id)) &&
+	    add(o, "b", json_object_new_string(c->b)) && add(o, "a", json_object_new_string(c->a)) &&
+	    add(o, "b_where", json_object_new_string(c->b_where)) &&
+	    add(o, "a_where", json_object_new_string(c->a_where)) &&
+	    add(o, "delay_us", json_object_new_int64(c->delay_us)))
+		return o;
+	json_object_put(o);
+	return NULL;
+}
+
+int
+model_json_format_plan(const struct model_plan *plan, char **ret_json)
+{
+	json_object *o = json_object_new_object(), *arr = json_object_new_array();
+	bool ok = o && arr;
+
+	ok = ok && add(o, "run", json_object_new_string(plan->run)) &&
+	     add(o, "seed", json_object_new_uint64(plan->seed)) &&
+	     add(o, "baseline", json_object_new_boolean(plan->baseline));
+	for (size_t i = 0; ok && i < plan->n; i++)
+		ok = push(arr, served_json(&plan->constraints[i]));
+	if (ok) {
+		json_object_object_add(o, "constraints", arr);
+		return emit(o, ret_json);
+	}
+	json_object_put(arr);
+	json_object_put(o);
+	return -ENOMEM;
+}
+
+static json_object *
+constraint_json(const struct model_constraint_stats *c)
+{
+	json_object *o = json_object_new_object();
+
+	if (o && add(o, "id", json_object_new_string(c->id)) &&
+	    add(o, "b", json_object_new_string(c->b)) && add(o, "a", json_object_new_string(c->a)) &&
+	    add(o, "b_where", json_object_new_string(c->b_where)) &&
+	    add(o, "a_where", json_object_new_string(c->a_where)) &&
+	    add(o, "f_ab", json_object_new_uint64(c->f_ab)) &&
+	    add(o, "f_ba", json_object_new_uint64(c->f_ba)) &&
+	    add(o, "failing_with", json_object_new_uint64(c->failing_with)) &&
+	    add(o, "oi", json_object_new_double(c->oi)) &&
+	    add(o, "ci", json_object_new_double(c->ci)) &&
+	    add(o, "fc", json_object_new_double(c->fc)) &&
+	    add(o, "rank", json_object_new_double(c->rank)) &&
+	    add(o, "weight", json_object_new_double(c->weight)) &&
+	    add(o, "runs", json_object_new_uint64(c->runs)) &&
+	    add(o, "failures", json_object_new_uint64(c->failures)) &&
+	    add(o, "rate", json_object_new_double(c->rate)) &&
+	    add(o, "chi2", json_object_new_double(c->chi2)) &&
+	    add(o, "contender", json_object_new_boolean(c->effective)))
+		return o;
+	json_object_put(o);
+	return NULL;
+}
+
+static json_object *
+class_json(const struct model_class_stats *cs)
+{
+	json_object *o = json_object_new_object(), *arr = json_object_new_array();
+	bool ok = o && arr && add(o, "id", json_object_new_int64(cs->id)) &&
+		  add(o, "failures", json_object_new_uint64(cs->failures)) &&
+		  add(o, "sites", json_object_new_uint64(cs->n_sites));
+
+	for (size_t i = 0; ok && i < cs->n; i++)
+		ok = push(arr, constraint_json(&cs->c[i]));
+	if (ok) {
+		json_object_object_add(o, "constraints", arr);
+		return o;
+	}
+	json_object_put(arr);
+	json_object_put(o);
+	return NULL;
+}
+
+/* A curve as [[runs, cumulative failures], ...]. */
+static json_object *
+curve_json(const struct model_curve *c)
+{
+	json_object *arr = json_object_new_array();
+	bool ok = arr != NULL;
+
+	for (size_t i = 0; ok && i < c->n; i++) {
+		json_object *pt = json_object_new_array();
+		ok = pt && push(pt, json_object_new_uint64(c->x[i])) &&
+		     push(pt, json_object_new_uint64(c->y[i]));
+		ok = ok ? push(arr, pt) : (json_object_put(pt), false);
+	}
+	if (ok)
+		return arr;
+	json_object_put(arr);
+	return NULL;
+}
+
+/* {"runs": N, "failures": N, "rate": x} */
+static json_object *
+group_json(uint64_t runs, uint64_t failures)
+{
+	json_object *o = json_object_new_object();
+
+	if (o && add(o, "runs", json_object_new_uint64(runs)) &&
+	    add(o, "failures", json_object_new_uint64(failures)) &&
+	    add(o, "rate", json_object_new_double(runs ? (double)failures / (double)runs : 0)))
+		return o;
+	json_object_put(o);
+	return NULL;
+}
+
+static json_object *
+program_json(const struct model_program_stats *ps)
+{
+	json_object *o = json_object_new_object(), *classes = json_object_new_array();
+	json_object *base = group_json(ps->baseline_runs, ps->baseline_failures);
+	json_object *chart = json_object_new_object();
+	bool ok = o && classes && base && chart &&
+		  add(base, "known", json_object_new_boolean(ps->baseline_known)) &&
+		  add(chart, "baseline", curve_json(&ps->baseline_curve)) &&
+		  add(chart, "constrained", curve_json(&ps->constrained_curve));
+
+	for (size_t k = 0; ok && k < ps->n_classes; k++)
+		ok = push(classes, class_json(&ps->classes[k]));
+	if (ok && add(o, "id", json_object_new_string(ps->id)) &&
+	    add(o, "path", json_object_new_string(ps->path)) &&
+	    add(o, "runs_started", json_object_new_uint64(ps->runs_started)) &&
+	    add(o, "runs_ended", json_object_new_uint64(ps->runs_ended)) &&
+	    add(o, "open_runs", json_object_new_uint64(ps->open_runs)) &&
+	    add(o, "ticks", json_object_new_uint64(ps->ticks)) &&
+	    add(o, "correct_samples", json_object_new_uint64(ps->correct_samples)) &&
+	    add(o, "constraints", json_object_new_uint64(ps->n_constraints)) &&
+	    add(o, "contenders", json_object_new_uint64(ps->n_contenders)) &&
+	    add(o, "constrained", group_json(ps->constrained_runs, ps->constrained_failures))) {
+		json_object_object_add(o, "baseline", base);
+		json_object_object_add(o, "classes", classes);
+		json_object_object_add(o, "chart", chart);
+		return o;
+	}
+	json_object_put(o);
+	json_object_put(classes);
+	json_object_put(base);
+	json_object_put(chart);
+	return NULL;
+}
+
+int
+model_json_format_stats(const struct model_stats *st, char **ret_json)
+{
+	json_object *o = json_object_new_object(), *arr = json_object_new_array();
+	bool ok = o && arr && add(o, "selector", json_object_new_string(model_selector_name(st->selector)));
+
+	for (size_t p = 0; ok && p < st->n; p++)
+		ok = push(arr, program_json(&st->programs[p]));
+	if (ok) {
+		json_object_object_add(o, "programs", arr);
+		return emit(o, ret_json);
+	}
+	json_object_put(arr);
+	json_object_put(o);
+	return -ENOMEM;
+}
+
+int
+model_json_format_error(const char *msg, char **ret_json)
+{
+	json_object *o = json_object_new_object();
+
+	if (!o || !add(o, "error", json_object_new_string(msg))) {
+		json_object_put(o);
+		return -ENOMEM;
+	}
+	return emit(o, ret_json);
+}
+
+/* Copies string field @name of @o (required) into a malloc'd *ret. */
+static int
+dup_field(json_object *o, const char *name, char **ret)
+{
+	json_object *v;
+
+	if (field(o, name, json_type_string, &v) < 0 || !v)
+		return -EINVAL;
+	*ret = strdup(json_object_get_string(v));
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int
+parse_served(json_object *o, struct model_served *c)
+{
+	json_object *v;
+	uint64_t x;
+	int r;
+
+	if (!json_object_is_type(o, json_type_object) ||
+	    field(o, "id", json_type_string, &v) < 0 || !v ||
+	    strlen(json_object_get_string(v)) >= sizeof(c->id))
+		return -EINVAL;
+	strcpy(c->id, json_object_get_string(v));
+	if ((r = dup_field(o, "b", &c->b)) < 0 || (r = dup_field(o, "a", &c->a)) < 0 ||
+	    (r = dup_field(o, "b_where", &c->b_where)) < 0 ||
+	    (r = dup_field(o, "a_where", &c->a_where)) < 0)
+		return r;
+	if (field_u64(o, "class", true, &x) < 0 || x > UINT32_MAX)
+		return -EINVAL;
+	c->class_id = (uint32_t)x;
+	if (field_u64(o, "delay_us", true, &x) < 0 || x > UINT32_MAX)
+		return -EINVAL;
+	c->delay_us = (unsigned)x;
+	return 0;
+}
+
+int
+model_json_parse_plan(const char *body, size_t len, struct model_plan **ret_plan,
+		      const char **ret_error)
+{
+	struct model_json_doc *doc;
+	struct model_plan *p = NULL;
+	json_object *v, *arr;
+	int r = parse_doc(body, len, &doc, ret_error);
+
+	if (r < 0)
+		return r;
+	*ret_error = "not a /start answer";
+	r = -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		r = -ENOMEM;
+		goto leave;
+	}
+	if (!json_object_is_type(doc->root, json_type_object) ||
+	    field(doc->root, "run", json_type_string, &v) < 0 || !v ||
+	    strlen(json_object_get_string(v)) >= sizeof(p->run))
+		goto leave;
+	strcpy(p->run, json_object_get_string(v));
+	if (field_u64(doc->root, "seed", true, &p->seed) < 0 ||
+	    field(doc->root, "baseline", json_type_boolean, &v) < 0 || !v ||
+	    field(doc->root, "constraints", json_type_array, &arr) < 0 || !arr)
+		goto leave;
+	p->baseline = json_object_get_boolean(v);
+	size_t n = json_object_array_length(arr);
+	p->constraints = calloc(n ? n : 1, sizeof(*p->constraints));
+	if (!p->constraints) {
+		r = -ENOMEM;
+		goto leave;
+	}
+	for (size_t i = 0; i < n; i++) {
+		p->n = i + 1; /* so model_plan_free() frees a half-parsed entry */
+		if ((r = parse_served(json_object_array_get_idx(arr, i), &p->constraints[i])) < 0)
+			goto leave;
+	}
+	r = 0;
+leave:
+	model_json_doc_free(doc);
+	if (r < 0) {
+		model_plan_free(p);
+		return r;
+	}
+	*ret_plan = p;
+	return 0;
+}

@@ -1,0 +1,179 @@
+/*
+ * The choice at the start of a run (AVISO.md section 5), pure: baseline or not, then for each
+ * failure class the best effective constraint (exploit) or a draw (explore) by the selected rule.
+ * Deterministic in the PRNG's state, so a run's seed replays its choice.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/internal.h"
+
+const char *
+model_selector_name(enum model_selector sel)
+{
+	switch (sel) {
+	case MODEL_SELECT_PAPER:
+		return "paper";
+	case MODEL_SELECT_THOMPSON:
+		return "thompson";
+	case MODEL_SELECT_THOMPSON_MAX:
+		return "thompson-max";
+	default:
+		return "?";
+	}
+}
+
+int
+model_selector_parse(const char *name, enum model_selector *ret_sel)
+{
+	for (int i = 0; i < MODEL_SELECT__COUNT; i++) {
+		if (strcmp(name, model_selector_name((enum model_selector)i)) == 0) {
+			*ret_sel = (enum model_selector)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+double
+select_base_rate(uint64_t base_runs, uint64_t base_failures)
+{
+	return ((double)base_failures + 1.0) / ((double)base_runs + 2.0);
+}
+
+/* Posterior mean of a constraint's failure rate, the prior centred on @base_rate. */
+static double
+posterior_mean(const struct sel_con *c, double base_rate)
+{
+	return (SELECT_PRIOR_RUNS * base_rate + (double)c->failures) /
+	       (SELECT_PRIOR_RUNS + (double)c->runs);
+}
+
+double
+select_weight(enum model_selector sel, const struct sel_con *c, double base_rate)
+{
+	switch (sel) {
+	case MODEL_SELECT_PAPER:
+		return stat_weight_paper(c->rank, c->runs, c->failures);
+	case MODEL_SELECT_THOMPSON:
+		return pow(c->rank * (1.0 - posterior_mean(c, base_rate)), SELECT_SHARPEN);
+	default:
+		return c->rank * (1.0 - posterior_mean(c, base_rate));
+	}
+}
+
+long
+select_best_effective(const struct sel_class *c)
+{
+	long best = -1;
+
+	for (size_t i = 0; i < c->n; i++) {
+		const struct sel_con *x = &c->c[i];
+		if (!x->effective)
+			continue;
+		if (best < 0) {
+			best = (long)i;
+			continue;
+		}
+		const struct sel_con *y = &c->c[best];
+		/* Lower rate first (cross-multiplied), then more runs, then higher chi-square. */
+		double lx = (double)x->failures * (double)y->runs;
+		double ly = (double)y->failures * (double)x->runs;
+		if (lx < ly || (lx == ly && (x->runs > y->runs ||
+					     (x->runs == y->runs && x->chi2 > y->chi2))))
+			best = (long)i;
+	}
+	return best;
+}
+
+/* Thompson score of one constraint: rank times one sampled success rate. */
+static double
+thompson_score(const struct sel_con *c, double base_rate, struct prng *rng)
+{
+	double a = SELECT_PRIOR_RUNS * base_rate + (double)c->failures;
+	double b = SELECT_PRIOR_RUNS * (1.0 - base_rate) + (double)(c->runs - c->failures);
+	return c->rank * (1.0 - prng_beta(rng, a, b));
+}
+
+/* A draw proportional to @w[0..n-1]; uniform when they are all 0. */
+static long
+draw_weighted(const double *w, size_t n, struct prng *rng)
+{
+	double total = 0;
+
+	for (size_t i = 0; i < n; i++)
+		total += w[i];
+	if (!(total > 0))
+		return (long)(prng_unit(rng) * (double)n);
+	double u = prng_unit(rng) * total;
+	for (size_t i = 0; i < n; i++) {
+		if (u < w[i])
+			return (long)i;
+		u -= w[i];
+	}
+	return (long)n - 1; /* rounding */
+}
+
+/* Explores class @c: one draw by the selector. */
+static long
+explore(const struct sel_input *in, const struct sel_class *c, struct prng *rng)
+{
+	double base = select_base_rate(in->base_runs, in->base_failures);
+	double *w = malloc(c->n * sizeof(*w));
+	long pick = -1;
+
+	if (!w) {
+		/* Out of memory: still answer; a uniform draw is a valid exploration. */
+		return (long)(prng_unit(rng) * (double)c->n);
+	}
+	for (size_t i = 0; i < c->n; i++) {
+		switch (in->selector) {
+		case MODEL_SELECT_PAPER:
+			w[i] = stat_weight_paper(c->c[i].rank, c->c[i].runs, c->c[i].failures);
+			break;
+		case MODEL_SELECT_THOMPSON:
+			w[i] = pow(thompson_score(&c->c[i], base, rng), SELECT_SHARPEN);
+			break;
+		default:
+			w[i] = thompson_score(&c->c[i], base, rng);
+			if (pick < 0 || w[i] > w[pick])
+				pick = (long)i;
+		}
+	}
+	if (in->selector != MODEL_SELECT_THOMPSON_MAX)
+		pick = draw_weighted(w, c->n, rng);
+	free(w);
+	return pick;
+}
+
+bool
+select_run(const struct sel_input *in, struct prng *rng, long *ret_choice)
+{
+	bool any = false;
+
+	for (size_t k = 0; k < in->n_classes; k++) {
+		ret_choice[k] = -1;
+		any |= in->classes[k].n > 0;
+	}
+	/* Nothing learned yet: every run is a baseline run. */
+	if (!any)
+		return true;
+	double share = stat_baseline_known(in->base_runs, in->base_failures)
+			       ? SELECT_BASE_SHARE_LATE
+			       : SELECT_BASE_SHARE_EARLY;
+	if (prng_unit(rng) < share)
+		return true;
+	for (size_t k = 0; k < in->n_classes; k++) {
+		const struct sel_class *c = &in->classes[k];
+		if (c->n == 0)
+			continue;
+		long best = select_best_effective(c);
+		if (best >= 0 && prng_unit(rng) < SELECT_EXPLOIT_SHARE)
+			ret_choice[k] = best;
+		else
+			ret_choice[k] = explore(in, c, rng);
+	}
+	return false;
+}

@@ -1,0 +1,142 @@
+#!/bin/bash
+# rates.sh: measure the failure rate of the samples.
+#
+# usage: samples/rates.sh BUILD_DIR [N] [SAMPLE...] [--traced PATH_TO_AVISO_TRACE]
+#                         [--timeout SECONDS] [--trace-args "ARGS"] [--no-points]
+#
+#   BUILD_DIR    meson build directory (the samples are BUILD_DIR/samples/NAME)
+#   N            runs per sample (default 500)
+#   SAMPLE...    sample names (default: every sample built)
+#   --traced P   run each sample as `P [ARGS] [--points samples/NAME.points] -- sample`
+#   --timeout S  per-run timeout in seconds (default 5); a run still alive is killed with
+#                SIGKILL and counted as a failure of kind "hang"
+#   --trace-args extra arguments for aviso-trace, before "--" (default: none)
+#   --no-points  do not pass NAME.points to aviso-trace even where it exists
+#
+# Runs the samples one at a time, one run at a time (the machine is shared), prints progress
+# to stderr and a table to stdout: sample, runs, failures, rate, and the outcome kinds seen
+# (SIGSEGV, SIGABRT, exitN, hang) with their counts. Core dumps are disabled.
+set -u
+
+usage() {
+    sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+here=$(cd "$(dirname "$0")" && pwd)
+build=""
+runs=500
+names=()
+traced=""
+tmo=5
+trace_args=""
+points=1
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --traced) [ $# -ge 2 ] || usage; traced=$2; shift 2 ;;
+    --traced=*) traced=${1#--traced=}; shift ;;
+    --timeout) [ $# -ge 2 ] || usage; tmo=$2; shift 2 ;;
+    --timeout=*) tmo=${1#--timeout=}; shift ;;
+    --trace-args) [ $# -ge 2 ] || usage; trace_args=$2; shift 2 ;;
+    --trace-args=*) trace_args=${1#--trace-args=}; shift ;;
+    --no-points) points=0; shift ;;
+    -h|--help) usage ;;
+    -*) echo "rates.sh: unknown option $1" >&2; usage ;;
+    *)
+        if [ -z "$build" ]; then
+            build=$1
+        elif [ -z "${n_set:-}" ] && [ ${#names[@]} -eq 0 ] && [[ "$1" =~ ^[0-9]+$ ]]; then
+            runs=$1; n_set=1
+        else
+            names+=("$1")
+        fi
+        shift ;;
+    esac
+done
+
+[ -n "$build" ] || usage
+[ -d "$build/samples" ] || { echo "rates.sh: no $build/samples (build first)" >&2; exit 2; }
+[[ "$runs" =~ ^[0-9]+$ ]] && [ "$runs" -gt 0 ] || { echo "rates.sh: bad N '$runs'" >&2; exit 2; }
+if [ -n "$traced" ] && [ ! -x "$traced" ]; then
+    echo "rates.sh: $traced is not executable" >&2
+    exit 2
+fi
+
+if [ ${#names[@]} -eq 0 ]; then
+    for src in "$here"/*.c "$here"/*.cpp; do
+        n=$(basename "$src"); n=${n%.*}
+        [ -x "$build/samples/$n" ] && names+=("$n")
+    done
+fi
+[ ${#names[@]} -gt 0 ] || { echo "rates.sh: no samples found in $build/samples" >&2; exit 2; }
+
+ulimit -c 0
+tmo_ms=$(awk -v t="$tmo" 'BEGIN { printf "%d", t * 1000 }')
+
+now_ms() { date +%s%3N; }
+
+# One run; prints the outcome kind: ok, hang, SIGxxx or exitN.
+run_once() {
+    local exe=$1 name=$2 rc t0 t1
+    local cmd=("$exe")
+    if [ -n "$traced" ]; then
+        cmd=("$traced")
+        # shellcheck disable=SC2206
+        [ -n "$trace_args" ] && cmd+=($trace_args)
+        if [ "$points" = 1 ] && [ -f "$here/$name.points" ]; then
+            cmd+=(--points "$here/$name.points")
+        fi
+        cmd+=(-- "$exe")
+    fi
+    t0=$(now_ms)
+    # The subshell keeps bash's "Killed"/"Segmentation fault" notices off the terminal.
+    ( timeout -s KILL "$tmo" "${cmd[@]}" </dev/null >/dev/null 2>&1 ) 2>/dev/null
+    rc=$?
+    t1=$(now_ms)
+    if [ "$rc" = 0 ]; then
+        echo ok
+    elif [ "$rc" = 137 ] && [ $((t1 - t0)) -ge "$tmo_ms" ]; then
+        echo hang
+    elif [ "$rc" -gt 128 ]; then
+        echo "SIG$(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128)))"
+    else
+        echo "exit$rc"
+    fi
+}
+
+mode="untraced"
+[ -n "$traced" ] && mode="traced ($traced${trace_args:+ $trace_args})"
+echo "# rates.sh: $mode, $runs runs per sample, timeout ${tmo}s, $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -n), $(nproc) CPUs" 
+printf '%-16s %6s %8s %7s  %s\n' sample runs failures rate outcomes
+
+for name in "${names[@]}"; do
+    exe="$build/samples/$name"
+    if [ ! -x "$exe" ]; then
+        echo "rates.sh: no executable $exe, skipped" >&2
+        continue
+    fi
+    declare -A kinds=()
+    fails=0
+    start=$(now_ms)
+    for ((i = 1; i <= runs; i++)); do
+        k=$(run_once "$exe" "$name")
+        if [ "$k" != ok ]; then
+            fails=$((fails + 1))
+            kinds[$k]=$(( ${kinds[$k]:-0} + 1 ))
+        fi
+        if [ $((i % 50)) = 0 ] || [ "$i" = "$runs" ]; then
+            printf '\r%s: %d/%d runs, %d failures, %ds   ' "$name" "$i" "$runs" "$fails" \
+                $(( ($(now_ms) - start) / 1000 )) >&2
+        fi
+    done
+    echo >&2
+    outs=""
+    for k in $(printf '%s\n' "${!kinds[@]}" | sort); do
+        outs+="$k:${kinds[$k]} "
+    done
+    [ -n "$outs" ] || outs="-"
+    printf '%-16s %6d %8d %6.1f%%  %s\n' "$name" "$runs" "$fails" \
+        "$(awk -v f="$fails" -v r="$runs" 'BEGIN { print 100 * f / r }')" "$outs"
+    unset kinds
+done
