@@ -316,7 +316,8 @@ bp_dwarf_foreach_unit(const char *path, int (*cb)(void *ctx, const struct bp_dwa
 			dwarf_lineno(l, &row->line);
 			dwarf_linebeginstatement(l, &stmt);
 			dwarf_lineendsequence(l, &end);
-			if (dwarf_line_file(l, &lfiles, &idx) == 0 && lfiles == files && idx < nfiles)
+			if (dwarf_line_file(l, &lfiles, &idx) == 0 && lfiles == files &&
+			    idx < nfiles)
 				row->file = (uint32_t)idx;
 			addr += cubias;
 			row->stmt = stmt;

@@ -128,8 +128,8 @@ bp_points_parse(const char *text, struct bp_point **ret_points, size_t *ret_n,
 			goto fail;
 		}
 		if (!parse_line_number(text + lstart, llen, &number)) {
-			err = (struct bp_points_error){lstart, lline, lcol,
-						       "line number is not an integer in 1..INT_MAX"};
+			err = (struct bp_points_error){
+			    lstart, lline, lcol, "line number is not an integer in 1..INT_MAX"};
 			r = -EINVAL;
 			goto fail;
 		}
@@ -420,7 +420,8 @@ on_unit(void *ctx, const struct bp_dwarf_unit *u)
 		rs->row_index++;
 		if (row->barrier || row->file >= u->nfiles)
 			continue;
-		for (size_t k = rs->match_start[row->file]; k < rs->match_start[row->file + 1]; k++) {
+		for (size_t k = rs->match_start[row->file]; k < rs->match_start[row->file + 1];
+		     k++) {
 			struct point_state *p = &rs->ps[rs->match[k]];
 
 			if (row->line != p->point->line)
@@ -498,9 +499,10 @@ bp_points_resolve_all(const char *path, const struct bp_point *points, size_t n,
 		rs.ps[i].base = base_name(rs.ps[i].pattern);
 		rs.by_base[i] = i;
 	}
-	qsort_r(rs.by_base, n, sizeof(*rs.by_base), cmp_by_base, rs.ps);
+	if (n > 1)
+		qsort_r(rs.by_base, n, sizeof(*rs.by_base), cmp_by_base, rs.ps);
 
-	r = bp_dwarf_foreach_unit(path, on_unit, &rs);
+	r = n == 0 ? 0 : bp_dwarf_foreach_unit(path, on_unit, &rs); /* nothing to look for */
 	if (r < 0)
 		goto leave;
 
@@ -519,7 +521,8 @@ bp_points_resolve_all(const char *path, const struct bp_point *points, size_t n,
 			p->n = p->nloose;
 			p->loose = NULL;
 		}
-		qsort(p->addrs, p->n, sizeof(*p->addrs), cmp_u64);
+		if (p->n > 1) /* qsort's base may not be NULL, even for 0 elements */
+			qsort(p->addrs, p->n, sizeof(*p->addrs), cmp_u64);
 		for (size_t j = 0; j < p->n; j++) {
 			/* Below the base cannot be code of this file (the rows were filtered to
 			 * executable sections); kept as a guard for a corrupt table. */

@@ -74,7 +74,11 @@ struct bp_point_addrs {
  * (debug info from the file itself, or from its separate debug file found by build-id or
  * debuglink under /usr/lib/debug or beside the file). For each point, the addresses where a
  * run of line-table rows for that file and line begins a statement (is_stmt), across every
- * compilation unit, so every inlined copy and every duplicated instance is there.
+ * compilation unit, so every inlined copy and every duplicated instance is there. A run is a
+ * maximal stretch of consecutive rows (by address, within one sequence) for the point; it
+ * gives its first is_stmt row. A line none of whose rows is_stmt (it happens at -O2) gets the
+ * first row of each run instead, so a line seen in an instruction always resolves back. Rows
+ * outside executable sections (discarded functions) are ignored.
  *
  * Offsets are from the module's load base (ELF vaddr minus the first PT_LOAD's page-aligned
  * p_vaddr, bp_elf_first_vaddr()): the runtime address is struct bp_module.base + offset.
@@ -84,7 +88,9 @@ struct bp_point_addrs {
  * an unresolved point (status -ENOENT) is not an error here, the caller names it. A point whose
  * line has no code (a comment, a blank line, code the compiler removed) is unresolved.
  * -ENODATA when the module has no DWARF line table at all, -ENOENT or -EACCES when @path cannot
- * be opened, -ENOEXEC when it is not ELF, -ENOMEM, -EIO.
+ * be opened, -ENOEXEC when it is not ELF, -ENOMEM, -EOVERFLOW (more than INT_MAX points).
+ * Cost: one read of every line table, whatever @n (about 0.2 s for glibc's 1.9 MB libc.so.6
+ * with its 4 MB debug file); resolving points one at a time pays that for each.
  */
 int bp_points_resolve_all(const char *path, const struct bp_point *points, size_t n,
 			  struct bp_point_addrs **ret_addrs);
@@ -93,8 +99,8 @@ void bp_point_addrs_free(struct bp_point_addrs *addrs, size_t n);
 /*
  * One point: @file and @line as in struct bp_point. Returns the number of offsets (>= 1) and
  * sets *ret_offsets (malloc'ed, sorted, distinct; the caller frees it) and *ret_n; -ENOENT when
- * the file or the line has no code in that module (or @path does not exist), -ENODATA, -errno
- * as bp_points_resolve_all(). For several points, bp_points_resolve_all() reads the line
+ * the file or the line has no code in that module (or @path does not exist), -EINVAL for a
+ * line below 1 or an empty file name, -ENODATA, -errno as bp_points_resolve_all(). For several points, bp_points_resolve_all() reads the line
  * tables once.
  */
 int bp_points_resolve(const char *path, const char *file, int line, uint64_t **ret_offsets,
@@ -104,18 +110,18 @@ int bp_points_resolve(const char *path, const char *file, int line, uint64_t **r
 
 /* One row of a line table, in the order libdw gives (sorted by address). */
 struct bp_dwarf_row {
-	uint64_t addr;	   /* ELF vaddr in the file at @path */
-	uint32_t file;	   /* index into the unit's file names; UINT32_MAX when unknown */
-	int line;	   /* 0 when the row has no line */
-	bool stmt;	   /* begins a statement (is_stmt) */
-	bool barrier;	   /* not code: an end of sequence, or an address outside every
-			    * executable section (a discarded function's tombstone, at 0):
-			    * ends any run of rows */
+	uint64_t addr; /* ELF vaddr in the file at @path */
+	uint32_t file; /* index into the unit's file names; UINT32_MAX when unknown */
+	int line;      /* 0 when the row has no line */
+	bool stmt;     /* begins a statement (is_stmt) */
+	bool barrier;  /* not code: an end of sequence, or an address outside every
+			* executable section (a discarded function's tombstone, at 0):
+			* ends any run of rows */
 };
 
 /* One compilation unit's line table. Valid during the callback only. */
 struct bp_dwarf_unit {
-	const char *comp_dir;	  /* DW_AT_comp_dir, or NULL */
+	const char *comp_dir; /* DW_AT_comp_dir, or NULL */
 	/* File names as libdw composes them (dir + name): relative to comp_dir when the
 	 * compiler recorded a relative directory (meson's "../src"). An entry may be NULL. */
 	const char *const *files;

@@ -5,10 +5,9 @@
  * struct user_regs_struct, memory from a copy of the top of the stack (one process_vm_readv per
  * stop) or, outside it, from whole target pages read once per unwind. Finding a function's CFI is
  * delegated to libunwind-ptrace's _UPT_find_proc_info (which reads /proc/PID/maps, maps the
- * module's ELF and binary-searches .eh_frame_hdr), behind a cache of the results per function,
- * so an unwind through known functions makes no syscall but the stack copy. libunwind's own
- * register-state cache (UNW_CACHE_GLOBAL, per address space, keyed by exact pc) then skips even
- * the CFI interpretation at pcs seen before.
+ * module's ELF and binary-searches .eh_frame_hdr), behind a cache of the results per function
+ * and of the table pages read, so an unwind through known functions makes no syscall but the
+ * stack copy. libunwind's own register-state cache is off (see bp_unwinder_create()).
  *
  * Ownership of unwind_info, the one subtle point: libunwind returns the CIE/FDE summary of an
  * eh_frame FDE (format UNW_INFO_FORMAT_TABLE) in an object from its internal pool, and gives it
@@ -42,8 +41,11 @@
 #define MAX_PAGE_READS 64
 /* Cached functions. Past this the cache is emptied and refilled (memory stays bounded). */
 #define MAX_CACHED 8192
-/* libunwind's register-state cache, entries (a power of two; the default is 128). */
-#define RS_CACHE_SIZE 1024
+/*
+ * Pages of unwind tables (.eh_frame_hdr, .eh_frame) kept across unwinds, direct-mapped by page
+ * number: 512 slots of 4 KiB at most, 2 MiB.
+ */
+#define TABLE_SLOTS 512
 
 struct page {
 	uint64_t addr;
@@ -58,14 +60,18 @@ struct cached {
 struct bp_unwinder {
 	pid_t pid;
 	unw_addr_space_t as;
-	void *upt;	 /* _UPT context of pid: its one-module ELF image cache */
-	void *upt_tid;	 /* one for a thread, when the leader's /proc entry fails */
+	void *upt;     /* _UPT context of pid: its one-module ELF image cache */
+	void *upt_tid; /* one for a thread, when the leader's /proc entry fails */
 	pid_t upt_tid_id;
-	int memfd;	 /* /proc/PID/mem, opened when process_vm_readv is refused */
+	int memfd;	    /* /proc/PID/mem, opened when process_vm_readv is refused */
 	struct cached *fns; /* sorted by pi.start_ip, disjoint */
 	size_t nfns, capfns;
 	struct page pages[NPAGES]; /* valid for the current unwind only */
 	unsigned npages, next_page, page_reads;
+	struct page *tables[TABLE_SLOTS]; /* read while finding a function's CFI: read-only data */
+	bool dyn_checked; /* get_dyn_info_list_addr asked once: x86-64 targets have none */
+	int dyn_result;
+	unw_word_t dyn_addr;
 	uint8_t copy[BP_UNWIND_STACK_COPY]; /* the live unwind's stack copy */
 };
 
@@ -77,7 +83,8 @@ struct call {
 	const uint8_t *stack; /* copy of [stack_lo, stack_lo + stack_len) */
 	uint64_t stack_lo;
 	size_t stack_len;
-	bool gone; /* a read said the thread no longer exists */
+	bool gone;	 /* a read said the thread no longer exists */
+	bool in_find_pi; /* inside _UPT_find_proc_info: reads are of unwind tables */
 };
 
 /*
@@ -167,14 +174,36 @@ bp_stack_copy(pid_t tid, uint64_t sp, void *buf, size_t len)
 	return (int)r;
 }
 
-/* A whole target page through the per-unwind cache. NULL when unreadable. */
+static size_t
+table_slot(uint64_t page)
+{
+	return (size_t)((page / PAGE) * 0x9e3779b97f4a7c15ull >> 55) % TABLE_SLOTS;
+}
+
+static void
+tables_clear(struct bp_unwinder *u)
+{
+	for (size_t i = 0; i < TABLE_SLOTS; i++) {
+		free(u->tables[i]);
+		u->tables[i] = NULL;
+	}
+}
+
+/*
+ * A whole target page. Pages of unwind tables (read from inside _UPT_find_proc_info) are kept
+ * until the next flush: they lie in a module's read-only segment, and the CFI interpreter reads
+ * them again, a byte at a time, at every step. Other pages (stack beyond the copy, code) are
+ * kept for the current unwind only: the target runs between unwinds. NULL when unreadable.
+ */
 static const uint8_t *
 target_page(struct call *c, uint64_t page)
 {
 	struct bp_unwinder *u = c->u;
-	struct page *p;
+	struct page *p, *t = u->tables[table_slot(page)];
 	ssize_t r;
 
+	if (t && t->addr == page)
+		return t->data;
 	for (unsigned i = 0; i < u->npages; i++)
 		if (u->pages[i].addr == page)
 			return u->pages[i].readable ? u->pages[i].data : NULL;
@@ -190,7 +219,13 @@ target_page(struct call *c, uint64_t page)
 	p->readable = r == (ssize_t)PAGE;
 	if (r == -ESRCH)
 		c->gone = true;
-	return p->readable ? p->data : NULL;
+	if (!p->readable)
+		return NULL;
+	if (c->in_find_pi && (t || (t = malloc(sizeof(*t))))) {
+		memcpy(t, p, sizeof(*t));
+		u->tables[table_slot(page)] = t;
+	}
+	return p->data;
 }
 
 static int
@@ -241,23 +276,57 @@ access_reg(unw_addr_space_t as, unw_regnum_t reg, unw_word_t *valp, int write, v
 		return -UNW_EREADONLYREG;
 	r = active->regs;
 	switch (reg) {
-	case UNW_X86_64_RAX: *valp = r->rax; break;
-	case UNW_X86_64_RDX: *valp = r->rdx; break;
-	case UNW_X86_64_RCX: *valp = r->rcx; break;
-	case UNW_X86_64_RBX: *valp = r->rbx; break;
-	case UNW_X86_64_RSI: *valp = r->rsi; break;
-	case UNW_X86_64_RDI: *valp = r->rdi; break;
-	case UNW_X86_64_RBP: *valp = r->rbp; break;
-	case UNW_X86_64_RSP: *valp = r->rsp; break;
-	case UNW_X86_64_R8: *valp = r->r8; break;
-	case UNW_X86_64_R9: *valp = r->r9; break;
-	case UNW_X86_64_R10: *valp = r->r10; break;
-	case UNW_X86_64_R11: *valp = r->r11; break;
-	case UNW_X86_64_R12: *valp = r->r12; break;
-	case UNW_X86_64_R13: *valp = r->r13; break;
-	case UNW_X86_64_R14: *valp = r->r14; break;
-	case UNW_X86_64_R15: *valp = r->r15; break;
-	case UNW_X86_64_RIP: *valp = r->rip; break;
+	case UNW_X86_64_RAX:
+		*valp = r->rax;
+		break;
+	case UNW_X86_64_RDX:
+		*valp = r->rdx;
+		break;
+	case UNW_X86_64_RCX:
+		*valp = r->rcx;
+		break;
+	case UNW_X86_64_RBX:
+		*valp = r->rbx;
+		break;
+	case UNW_X86_64_RSI:
+		*valp = r->rsi;
+		break;
+	case UNW_X86_64_RDI:
+		*valp = r->rdi;
+		break;
+	case UNW_X86_64_RBP:
+		*valp = r->rbp;
+		break;
+	case UNW_X86_64_RSP:
+		*valp = r->rsp;
+		break;
+	case UNW_X86_64_R8:
+		*valp = r->r8;
+		break;
+	case UNW_X86_64_R9:
+		*valp = r->r9;
+		break;
+	case UNW_X86_64_R10:
+		*valp = r->r10;
+		break;
+	case UNW_X86_64_R11:
+		*valp = r->r11;
+		break;
+	case UNW_X86_64_R12:
+		*valp = r->r12;
+		break;
+	case UNW_X86_64_R13:
+		*valp = r->r13;
+		break;
+	case UNW_X86_64_R14:
+		*valp = r->r14;
+		break;
+	case UNW_X86_64_R15:
+		*valp = r->r15;
+		break;
+	case UNW_X86_64_RIP:
+		*valp = r->rip;
+		break;
 	default:
 		return -UNW_EBADREG;
 	}
@@ -283,12 +352,25 @@ get_proc_name(unw_addr_space_t as, unw_word_t addr, char *buf, size_t len, unw_w
 	return -UNW_ENOINFO; /* names come from the symbolizer (dwarf.c) */
 }
 
+/*
+ * Asked at every step without libunwind's cache: the answer (libunwind-ptrace has no dynamic
+ * info list to offer on x86-64) is asked of _UPT once, then remembered until the next flush.
+ */
 static int
 get_dyn_info_list_addr(unw_addr_space_t as, unw_word_t *dilap, void *arg)
 {
+	struct bp_unwinder *u;
+
 	if (!active)
 		return -UNW_ENOINFO;
-	return _UPT_get_dyn_info_list_addr(as, dilap, active->u->upt);
+	u = active->u;
+	if (!u->dyn_checked) {
+		u->dyn_result = _UPT_get_dyn_info_list_addr(as, &u->dyn_addr, u->upt);
+		u->dyn_checked = true;
+	}
+	if (u->dyn_result >= 0)
+		*dilap = u->dyn_addr;
+	return u->dyn_result;
 }
 
 static void
@@ -404,6 +486,7 @@ find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t *pi, int need
 		*pi = hit->pi;
 		return 0;
 	}
+	c->in_find_pi = true;
 	r = _UPT_find_proc_info(as, ip, pi, need_unwind_info, c->u->upt);
 	if (r < 0 && c->tid != c->u->pid && !c->gone) {
 		void *upt = upt_for(c->u, c->tid);
@@ -411,6 +494,7 @@ find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t *pi, int need
 		if (upt)
 			r = _UPT_find_proc_info(as, ip, pi, need_unwind_info, upt);
 	}
+	c->in_find_pi = false;
 	if (r < 0)
 		return r;
 	/* libunwind returns this one to its pool after the step; the cache keeps a copy. */
@@ -420,14 +504,14 @@ find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t *pi, int need
 }
 
 static unw_accessors_t accessors = {
-	.find_proc_info = find_proc_info,
-	.put_unwind_info = put_unwind_info,
-	.get_dyn_info_list_addr = get_dyn_info_list_addr,
-	.access_mem = access_mem,
-	.access_reg = access_reg,
-	.access_fpreg = access_fpreg,
-	.resume = resume,
-	.get_proc_name = get_proc_name,
+    .find_proc_info = find_proc_info,
+    .put_unwind_info = put_unwind_info,
+    .get_dyn_info_list_addr = get_dyn_info_list_addr,
+    .access_mem = access_mem,
+    .access_reg = access_reg,
+    .access_fpreg = access_fpreg,
+    .resume = resume,
+    .get_proc_name = get_proc_name,
 };
 
 /* ---- The unwinder ---- */
@@ -447,9 +531,13 @@ bp_unwinder_create(pid_t pid, struct bp_unwinder **ret_unwinder)
 		bp_unwinder_destroy(u);
 		return -ENOMEM;
 	}
-	/* Per address space, so two traced processes never share entries (PER_THREAD would). */
-	if (unw_set_caching_policy(u->as, UNW_CACHE_GLOBAL) < 0 ||
-	    unw_set_cache_size(u->as, RS_CACHE_SIZE, 0) < 0) {
+	/*
+	 * No libunwind cache: Debian's libunwind blocks all signals around each lookup in it (two
+	 * sigprocmask calls per step, 2.2 us of a 2.6 us unwind measured here), and has no
+	 * thread-local variant. Our caches of functions and table pages make its uncached path
+	 * cheaper than that.
+	 */
+	if (unw_set_caching_policy(u->as, UNW_CACHE_NONE) < 0) {
 		bp_unwinder_destroy(u);
 		return -EINVAL;
 	}
@@ -471,6 +559,7 @@ bp_unwinder_destroy(struct bp_unwinder *u)
 	if (u->memfd >= 0)
 		close(u->memfd);
 	cache_clear(u);
+	tables_clear(u);
 	free(u->fns);
 	free(u);
 }
@@ -483,6 +572,8 @@ bp_unwinder_flush(struct bp_unwinder *u)
 	if (!u)
 		return;
 	cache_clear(u);
+	tables_clear(u);
+	u->dyn_checked = false;
 	unw_flush_cache(u->as, 0, 0);
 	/* _UPT keeps the last module's ELF image mapped, by address range: drop it too. */
 	upt = _UPT_create(u->pid);
@@ -497,8 +588,8 @@ bp_unwinder_flush(struct bp_unwinder *u)
 }
 
 int
-bp_unwind(struct bp_unwinder *u, pid_t tid, const struct user_regs_struct *regs,
-	  const void *stack, size_t stack_len, uint64_t *pcs, int max)
+bp_unwind(struct bp_unwinder *u, pid_t tid, const struct user_regs_struct *regs, const void *stack,
+	  size_t stack_len, uint64_t *pcs, int max)
 {
 	struct call c = {.u = u, .tid = tid, .regs = regs, .stack_lo = regs ? regs->rsp : 0};
 	unw_cursor_t cursor;

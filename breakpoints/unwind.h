@@ -59,7 +59,8 @@ int bp_stack_copy(pid_t tid, uint64_t sp, void *buf, size_t len);
  * a page at a time.
  * Saved (@stack != NULL): @stack holds @stack_len bytes copied from regs->rsp at a stop (by
  * bp_stack_copy()); reads inside it are served from it, others from the target as above, so the
- * thread need not be stopped if the frames lie within the copy.
+ * thread need not be stopped (nor alive) when the frames lie within the copy and their functions
+ * were met before.
  *
  * Fills pcs[0..n): pcs[0] = regs->rip, then the return addresses of the callers, innermost
  * first (after a signal frame: the interrupted pc itself). For a thread stopped by one of our
@@ -69,7 +70,8 @@ int bp_stack_copy(pid_t tid, uint64_t sp, void *buf, size_t len);
  *
  * Returns n, 1 <= n <= @max (a bad stack or unreadable memory just ends the list early),
  * -EINVAL for @max outside 1..BP_UNWIND_MAX_FRAMES, or -ESRCH when a live thread is gone (no
- * stack copy could be made). Running out of memory only loses cache entries. @regs and @stack are only read, and need not outlive the call.
+ * stack copy could be made). Running out of memory only loses cache entries. @regs and @stack are
+ * only read, and need not outlive the call.
  */
 int bp_unwind(struct bp_unwinder *u, pid_t tid, const struct user_regs_struct *regs,
 	      const void *stack, size_t stack_len, uint64_t *pcs, int max);

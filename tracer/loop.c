@@ -14,7 +14,7 @@
 #include "tracer/internal.h"
 
 /* The stack top copied at each event, for unwinding: a few frames of -O2 code. */
-#define STACK_COPY 4096
+#define STACK_COPY 1024
 
 enum stop {
 	STOP_GONE,	  /* exited or killed */

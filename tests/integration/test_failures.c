@@ -1,0 +1,501 @@
+/*
+ * Failure detection and reports, sites and sharing points, on real traced programs
+ * (tests/failprogs/: programs that fail for certain, in a known way). Each runs the real
+ * aviso-trace, checks its exit status, its stderr report and the JSON report it wrote.
+ *
+ * Environment (set by meson): AVISO_TRACE, FAILPROGS (built programs), FAILPROGS_SRC (their
+ * sources, for the lines marked in comments).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "ckmain.h"
+#include "model/event.h"
+
+#define RUN_TIMEOUT_S 60
+
+static char tmpdir[256];
+
+static const char *
+env(const char *name)
+{
+	const char *v = getenv(name);
+	ck_assert_msg(v != NULL, "%s is not set (run through meson test)", name);
+	return v;
+}
+
+static void
+setup(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/aviso-failures.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void
+teardown(void)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	(void)!system(cmd);
+}
+
+/* The line of @file (in FAILPROGS_SRC) that ends with the comment "/\* @marker *\/". */
+static int
+marker_line(const char *file, const char *marker)
+{
+	char path[512], buf[512], comment[64];
+	int line = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", env("FAILPROGS_SRC"), file);
+	snprintf(comment, sizeof(comment), "/* %s */", marker);
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(buf, sizeof(buf), f)) {
+		line++;
+		if (strstr(buf, comment)) {
+			fclose(f);
+			return line;
+		}
+	}
+	fclose(f);
+	ck_abort_msg("no %s in %s", marker, file);
+	return 0;
+}
+
+struct run {
+	int status;
+	double seconds;
+	char err[65536]; /* aviso-trace's stderr */
+};
+
+/*
+ * Runs aviso-trace with @args (NULL-terminated; the program's name is resolved in FAILPROGS
+ * when it has no '/'), its stdout to /dev/null and stderr captured, killing it after
+ * RUN_TIMEOUT_S. The report directory is tmpdir/reports.
+ */
+static void
+run_trace(struct run *r, const char *const *args)
+{
+	char errpath[300], reports[300];
+	const char *argv[32];
+	struct timespec t0, t1;
+	int n = 0, fd;
+	pid_t pid;
+
+	snprintf(errpath, sizeof(errpath), "%s/stderr", tmpdir);
+	snprintf(reports, sizeof(reports), "%s/reports", tmpdir);
+	argv[n++] = env("AVISO_TRACE");
+	argv[n++] = "--report-dir";
+	argv[n++] = reports;
+	for (; *args && n < 30; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(fd, 2);
+		fd = open("/dev/null", O_WRONLY);
+		dup2(fd, 1);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	for (int waited = 0;; waited++) {
+		pid_t w = waitpid(pid, &r->status, WNOHANG);
+		ck_assert_int_ge(w, 0);
+		if (w == pid)
+			break;
+		if (waited > RUN_TIMEOUT_S * 20) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &r->status, 0);
+			ck_abort_msg("aviso-trace did not end within %d s", RUN_TIMEOUT_S);
+		}
+		usleep(50000);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	r->seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	FILE *f = fopen(errpath, "r");
+	ck_assert_ptr_nonnull(f);
+	size_t len = fread(r->err, 1, sizeof(r->err) - 1, f);
+	r->err[len] = '\0';
+	fclose(f);
+}
+
+static char *
+prog(const char *name)
+{
+	static char buf[4][512];
+	static int k;
+	char *b = buf[k++ % 4];
+	snprintf(b, 512, "%s/%s", env("FAILPROGS"), name);
+	return b;
+}
+
+/* The one JSON report in tmpdir/reports (asserts there is exactly one). */
+static json_object *
+the_report(void)
+{
+	char dir[300], path[600], name[256] = "";
+	struct dirent *d;
+	int count = 0;
+	DIR *dp;
+
+	snprintf(dir, sizeof(dir), "%s/reports", tmpdir);
+	dp = opendir(dir);
+	ck_assert_msg(dp != NULL, "no report directory");
+	while ((d = readdir(dp)) != NULL) {
+		if (strstr(d->d_name, ".json")) {
+			snprintf(name, sizeof(name), "%s", d->d_name);
+			count++;
+		}
+	}
+	closedir(dp);
+	ck_assert_int_eq(count, 1);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	json_object *o = json_object_from_file(path);
+	ck_assert_msg(o != NULL, "%s is not JSON", path);
+	return o;
+}
+
+static json_object *
+get(json_object *o, const char *key)
+{
+	json_object *v;
+	ck_assert_msg(json_object_object_get_ex(o, key, &v), "no \"%s\"", key);
+	return v;
+}
+
+static const char *
+str(json_object *o, const char *key)
+{
+	return json_object_get_string(get(o, key));
+}
+
+static int
+num(json_object *o, const char *key)
+{
+	return json_object_get_int(get(o, key));
+}
+
+START_TEST(crash_is_reported_with_its_past)
+{
+	const char *args[] = {"--", prog("crash"), NULL};
+	int crash = marker_line("crash.c", "CRASH");
+	char expect[128];
+	struct run r;
+
+	run_trace(&r, args);
+	ck_assert_msg(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGSEGV,
+		      "status %#x, stderr:\n%s", r.status, r.err);
+	snprintf(expect, sizeof(expect), "SIGSEGV in thread 3 at crash.c:%d in worker2", crash);
+	ck_assert_msg(strstr(r.err, expect), "no '%s' in:\n%s", expect, r.err);
+	ck_assert_msg(strstr(r.err, "last ") && strstr(r.err, "thread 2"), "%s", r.err);
+
+	json_object *rep = the_report(), *fail = get(rep, "failure"), *rpb = get(rep, "rpb");
+	ck_assert_str_eq(str(fail, "kind"), "signal");
+	ck_assert_str_eq(str(fail, "signal"), "SIGSEGV");
+	ck_assert_int_eq(num(fail, "thread"), 3);
+	json_object *bt0 = json_object_array_get_idx(get(fail, "backtrace"), 0);
+	ck_assert_int_eq(num(bt0, "line"), crash);
+	ck_assert_str_eq(str(bt0, "func"), "worker2");
+	ck_assert_msg(strstr(str(get(rep, "program"), "path"), "crash"), "program path");
+
+	/* The RPB: every thread's events, in sequence order, the ping-pong visible in it. */
+	size_t n = json_object_array_length(rpb);
+	long last_seq = 0;
+	int seen[4] = {0}, order[16], norder = 0;
+	ck_assert_uint_ge(n, 10);
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(rpb, i);
+		long seq = json_object_get_int64(get(e, "seq"));
+		int th = num(e, "thread");
+
+		ck_assert_int_gt(seq, last_seq);
+		last_seq = seq;
+		ck_assert(th >= 1 && th <= 3);
+		seen[th]++;
+		ck_assert_ptr_nonnull(get(e, "frames"));
+		if (strcmp(str(e, "kind"), "mutex_lock") == 0 && norder < 16)
+			order[norder++] = th;
+	}
+	ck_assert(seen[1] && seen[2] && seen[3]);
+	ck_assert_int_eq(norder, 6);
+	for (int i = 0; i < 6; i++)
+		ck_assert_int_eq(order[i], i % 2 ? 3 : 2);
+	json_object *lastev = json_object_array_get_idx(rpb, n - 1);
+	ck_assert_str_eq(str(lastev, "kind"), "signal");
+	ck_assert_int_eq(num(lastev, "thread"), 3);
+	json_object_put(rep);
+}
+END_TEST
+
+static void
+assert_cycle_entry(json_object *c, int thread, int waits_line, int held_by, int taken_line)
+{
+	ck_assert_int_eq(num(c, "thread"), thread);
+	ck_assert_int_eq(num(json_object_array_get_idx(get(c, "waits_at"), 0), "line"), waits_line);
+	ck_assert_int_eq(num(c, "held_by"), held_by);
+	ck_assert_int_eq(num(json_object_array_get_idx(get(c, "taken_at"), 0), "line"), taken_line);
+}
+
+START_TEST(deadlock_is_reported_with_its_cycle)
+{
+	const char *args[] = {"--", prog("deadlock"), NULL};
+	int take_a = marker_line("deadlock.c", "TAKE_A"), wait_b = marker_line("deadlock.c", "WAIT_B");
+	int take_b = marker_line("deadlock.c", "TAKE_B"), wait_a = marker_line("deadlock.c", "WAIT_A");
+	struct run r;
+
+	run_trace(&r, args);
+	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 124, "status %#x:\n%s",
+		      r.status, r.err);
+	ck_assert_msg(strstr(r.err, "deadlock of 2 threads"), "%s", r.err);
+	/* Reported within 2 s of forming (it forms at once; the rest is start-up). */
+	ck_assert_msg(r.seconds < 4.0, "took %.1f s", r.seconds);
+
+	json_object *rep = the_report(), *fail = get(rep, "failure"), *cycle = get(fail, "cycle");
+	ck_assert_str_eq(str(fail, "kind"), "deadlock");
+	ck_assert_uint_eq(json_object_array_length(cycle), 2);
+	json_object *c0 = json_object_array_get_idx(cycle, 0), *c1 = json_object_array_get_idx(cycle, 1);
+	if (num(c0, "thread") == 3) {
+		json_object *tmp = c0;
+		c0 = c1, c1 = tmp;
+	}
+	/* Thread 2 (first) holds A and waits for B; thread 3 (second) the other way round. */
+	assert_cycle_entry(c0, 2, wait_b, 3, take_b);
+	assert_cycle_entry(c1, 3, wait_a, 2, take_a);
+	json_object_put(rep);
+}
+END_TEST
+
+START_TEST(lost_wakeup_is_a_hang)
+{
+	const char *args[] = {"--hang-timeout", "2", "--", prog("hang"), NULL};
+	int lost = marker_line("hang.c", "LOST");
+	struct run r;
+
+	run_trace(&r, args);
+	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 124, "status %#x:\n%s",
+		      r.status, r.err);
+	ck_assert_msg(r.seconds >= 2.0 && r.seconds < 10.0, "took %.1f s", r.seconds);
+	ck_assert_msg(strstr(r.err, "hang"), "%s", r.err);
+
+	json_object *rep = the_report(), *rpb = get(rep, "rpb");
+	ck_assert_str_eq(str(get(rep, "failure"), "kind"), "hang");
+	/* The waiter's last event is the wait that was never signalled. */
+	int found = 0;
+	for (size_t i = 0; i < json_object_array_length(rpb); i++) {
+		json_object *e = json_object_array_get_idx(rpb, i);
+		if (strcmp(str(e, "kind"), "cond_wait") == 0 &&
+		    num(json_object_array_get_idx(get(e, "frames"), 0), "line") == lost)
+			found++;
+	}
+	ck_assert_int_eq(found, 1);
+	json_object_put(rep);
+}
+END_TEST
+
+START_TEST(nonzero_exit_is_a_failure_when_asked)
+{
+	const char *plain[] = {"--", prog("hang"), "3", NULL};
+	const char *asked[] = {"--fail-on-exit", "--", prog("hang"), "3", NULL};
+	char reports[300];
+	struct run r;
+
+	run_trace(&r, plain);
+	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 3, "%s", r.err);
+	snprintf(reports, sizeof(reports), "%s/reports", tmpdir);
+	ck_assert_int_ne(access(reports, F_OK), 0); /* no failure, no report */
+
+	run_trace(&r, asked);
+	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 3, "%s", r.err);
+	json_object *rep = the_report(), *fail = get(rep, "failure"), *bt = get(fail, "backtrace");
+	ck_assert_str_eq(str(fail, "kind"), "exit");
+	ck_assert_int_eq(num(fail, "exit_code"), 3);
+	int exit_line = marker_line("hang.c", "EXIT"), found = 0;
+	for (size_t i = 0; i < json_object_array_length(bt); i++) {
+		json_object *f = json_object_array_get_idx(bt, i);
+		json_object *func;
+		if (json_object_object_get_ex(f, "func", &func) && json_object_get_string(func) &&
+		    strcmp(json_object_get_string(func), "main") == 0 && num(f, "line") == exit_line)
+			found++;
+	}
+	ck_assert_msg(found == 1, "main at hang.c:%d not in the backtrace", exit_line);
+	json_object_put(rep);
+}
+END_TEST
+
+/* Counts -o events of @kind whose "where" starts with @where_prefix. */
+static int
+count_events(const char *path, const char *kind, const char *where_prefix)
+{
+	char line[8192];
+	int n = 0;
+	FILE *f = fopen(path, "r");
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f)) {
+		json_object *e = json_tokener_parse(line), *w;
+		ck_assert_ptr_nonnull(e);
+		if (strcmp(str(e, "kind"), kind) == 0 && json_object_object_get_ex(e, "where", &w) &&
+		    strncmp(json_object_get_string(w), where_prefix, strlen(where_prefix)) == 0)
+			n++;
+		json_object_put(e);
+	}
+	fclose(f);
+	return n;
+}
+
+START_TEST(points_fire_at_their_lines)
+{
+	int wr = marker_line("points.c", "WRITE"), rd = marker_line("points.c", "READ");
+	char points[300], events[300], where[64];
+	struct run r;
+	FILE *f;
+
+	snprintf(points, sizeof(points), "%s/points", tmpdir);
+	snprintf(events, sizeof(events), "%s/events", tmpdir);
+	f = fopen(points, "w");
+	fprintf(f, "points.c %d points.c %d\nnosuch.c 3\tpoints.c 1\n", wr, rd);
+	fclose(f);
+	const char *args[] = {"--points", points, "-o", events, "--", prog("points"), NULL};
+	run_trace(&r, args);
+	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+	snprintf(where, sizeof(where), "points.c:%d ", wr);
+	ck_assert_int_eq(count_events(events, "point", where), 5);
+	snprintf(where, sizeof(where), "points.c:%d ", rd);
+	ck_assert_int_eq(count_events(events, "point", where), 5);
+	ck_assert_int_eq(count_events(events, "point", ""), 10);
+	/* Entries without code are named, not skipped silently. */
+	ck_assert_msg(strstr(r.err, "'nosuch.c 3'") && strstr(r.err, "'points.c 1'"), "%s", r.err);
+
+	/* A malformed file is refused with the entry's position, before anything runs. */
+	f = fopen(points, "w");
+	fprintf(f, "points.c %d\npoints.c\n", wr);
+	fclose(f);
+	const char *bad[] = {"--points", points, "--", prog("points"), NULL};
+	run_trace(&r, bad);
+	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 1, "%s", r.err);
+	ck_assert_msg(strstr(r.err, ":2:") && strstr(r.err, "aviso-trace: "), "%s", r.err);
+}
+END_TEST
+
+/*
+ * The events of a run of crash as "thread kind occurrence site" lines. Which events happen
+ * before the crash kills the process varies a little (main's joins race with it), so runs are
+ * compared event by event, by thread, kind and occurrence.
+ */
+static size_t
+events_of_run(const char *frames, char **out, size_t max)
+{
+	char events[300], line[8192];
+	int seen[8][MODEL_EV__COUNT] = {{0}};
+	size_t n = 0;
+	struct run r;
+	FILE *f;
+
+	snprintf(events, sizeof(events), "%s/events", tmpdir);
+	const char *args[] = {"--frames", frames, "-o", events, "--", prog("crash"), NULL};
+	run_trace(&r, args);
+	ck_assert(WIFSIGNALED(r.status));
+	f = fopen(events, "r");
+	ck_assert_ptr_nonnull(f);
+	while (n < max && fgets(line, sizeof(line), f)) {
+		json_object *e = json_tokener_parse(line);
+		const char *kind = str(e, "kind");
+		int th = num(e, "thread");
+		enum model_event_kind k;
+		char buf[2048];
+
+		ck_assert(th >= 1 && th < 8);
+		ck_assert_int_eq(model_event_kind_parse(kind, &k), 0);
+		snprintf(buf, sizeof(buf), "%d %s %d %s", th, kind, seen[th][k]++, str(e, "site"));
+		out[n++] = strdup(buf);
+		json_object_put(e);
+	}
+	fclose(f);
+	return n;
+}
+
+/* The entry of @v whose "thread kind occurrence" part is @key's, or NULL. */
+static const char *
+find_key(char **v, size_t n, const char *key)
+{
+	size_t klen = (size_t)(strrchr(key, ' ') - key);
+
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(v[i], key, klen) == 0 && v[i][klen] == ' ')
+			return v[i];
+	return NULL;
+}
+
+START_TEST(sites_are_stable_across_runs)
+{
+	char *a[256], *b[256];
+	size_t na = events_of_run("5", a, 256), nb, common = 0;
+
+	/* Another run, another address layout (PIE, ASLR): the same sites for the same events. */
+	nb = events_of_run("5", b, 256);
+	for (size_t i = 0; i < na; i++) {
+		const char *twin = find_key(b, nb, a[i]);
+		const char *site = strrchr(a[i], ' ') + 1;
+
+		ck_assert_msg(strncmp(site, "crash+0x", 8) == 0 || strncmp(site, "libc", 4) == 0,
+			      "%s", a[i]);
+		if (twin) {
+			ck_assert_str_eq(a[i], twin);
+			common++;
+		}
+	}
+	ck_assert_uint_ge(common, 20);
+	for (size_t i = 0; i < na; i++)
+		free(a[i]);
+	for (size_t i = 0; i < nb; i++)
+		free(b[i]);
+	/* --frames bounds the context: one frame has no '<'. */
+	nb = events_of_run("1", b, 256);
+	ck_assert_uint_ge(nb, 20);
+	for (size_t i = 0; i < nb; i++) {
+		ck_assert_ptr_null(strchr(strrchr(b[i], ' '), '<'));
+		free(b[i]);
+	}
+}
+END_TEST
+
+static Suite *
+failures_suite(void)
+{
+	Suite *s = suite_create("failures");
+	TCase *tc = tcase_create("failures");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, crash_is_reported_with_its_past);
+	tcase_add_test(tc, deadlock_is_reported_with_its_cycle);
+	tcase_add_test(tc, lost_wakeup_is_a_hang);
+	tcase_add_test(tc, nonzero_exit_is_a_failure_when_asked);
+	tcase_add_test(tc, points_fire_at_their_lines);
+	tcase_add_test(tc, sites_are_stable_across_runs);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return ck_run_main(failures_suite());
+}
