@@ -31,6 +31,7 @@ enum bp_resume_kind {
 struct bp_insn {
 	enum bp_resume_kind kind;
 	uint8_t len;	 /* length of the original instruction */
+	int8_t cond;	 /* a conditional branch's condition code (0-15, as in jcc), or -1 */
 	uint64_t target; /* JMP, CALL: absolute target; RET: bytes popped besides the address */
 	uint8_t code[BP_SLOT_SIZE]; /* OOL: the slot's code, relocated for the slot's address */
 	uint8_t code_len;
@@ -54,6 +55,18 @@ int bp_insn_plan(const uint8_t *code, size_t size, uint64_t addr, uint64_t slot,
 /* True when the plan needs a scratch slot (and so a relocation target). */
 bool bp_insn_needs_slot(const uint8_t *code, size_t size, uint64_t addr);
 
+/* Whether a conditional branch with condition code @cond (struct bp_insn.cond) is taken with
+ * these flags (the EFLAGS register). */
+bool bp_insn_cond_taken(int cond, uint64_t eflags);
+
+/*
+ * Finds the relative jumps in the function @code (@size bytes, at @addr) whose target is
+ * @target (a function's own entry: a retry loop, as in glibc's pthread_spin_lock). Writes
+ * their addresses to @ret_addrs (at most @max) and returns how many there are.
+ */
+size_t bp_insn_find_jumps_to(const uint8_t *code, size_t size, uint64_t addr, uint64_t target,
+			     uint64_t *ret_addrs, size_t max);
+
 /* ---- Target memory (mem.c): /proc/PID/mem, which writes through read-only text ---- */
 
 int bp_mem_open(pid_t pid, int *ret_fd);
@@ -76,11 +89,12 @@ bool bp_elf_is_static(const struct bp_elf *elf);
 /* Number of symbols in .symtab and .dynsym together. */
 size_t bp_elf_symbol_count(const struct bp_elf *elf);
 /*
- * Calls @cb for every defined function symbol of .dynsym and .symtab (names may repeat). Stops
- * and returns what @cb returned when non-zero.
+ * Calls @cb for every defined function symbol of .dynsym and .symtab (names may repeat), with
+ * its value and size. Stops and returns what @cb returned when non-zero.
  */
 int bp_elf_foreach_func(const struct bp_elf *elf,
-			int (*cb)(void *ctx, const char *name, uint64_t value), void *ctx);
+			int (*cb)(void *ctx, const char *name, uint64_t value, uint64_t size),
+			void *ctx);
 
 /* ---- Source lines (dwarf.c, the one libdw boundary) ---- */
 

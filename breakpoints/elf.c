@@ -170,8 +170,8 @@ bp_elf_symbol_count(const struct bp_elf *e)
 }
 
 int
-bp_elf_foreach_func(const struct bp_elf *e, int (*cb)(void *ctx, const char *name, uint64_t value),
-		    void *ctx)
+bp_elf_foreach_func(const struct bp_elf *e,
+		    int (*cb)(void *ctx, const char *name, uint64_t value, uint64_t size), void *ctx)
 {
 	Elf_Scn *scn = NULL;
 
@@ -196,7 +196,7 @@ bp_elf_foreach_func(const struct bp_elf *e, int (*cb)(void *ctx, const char *nam
 			name = elf_strptr(e->elf, shdr.sh_link, sym.st_name);
 			if (!name)
 				continue;
-			r = cb(ctx, name, sym.st_value);
+			r = cb(ctx, name, sym.st_value, sym.st_size);
 			if (r)
 				return r;
 		}

@@ -22,16 +22,24 @@ static csh decoder;
 static bool decoder_ready;
 
 static int
+ensure_decoder(void)
+{
+	if (decoder_ready)
+		return 0;
+	if (cs_open(CS_ARCH_X86, CS_MODE_64, &decoder) != CS_ERR_OK)
+		return -ENOMEM;
+	cs_option(decoder, CS_OPT_DETAIL, CS_OPT_ON);
+	decoder_ready = true;
+	return 0;
+}
+
+static int
 decode(const uint8_t *code, size_t size, uint64_t addr, cs_insn **ret)
 {
 	cs_insn *insn;
 
-	if (!decoder_ready) {
-		if (cs_open(CS_ARCH_X86, CS_MODE_64, &decoder) != CS_ERR_OK)
-			return -ENOMEM;
-		cs_option(decoder, CS_OPT_DETAIL, CS_OPT_ON);
-		decoder_ready = true;
-	}
+	if (ensure_decoder() < 0)
+		return -ENOMEM;
 	if (cs_disasm(decoder, code, size, addr, 1, &insn) != 1)
 		return -EILSEQ;
 	*ret = insn;
@@ -88,6 +96,8 @@ plan_conditional(const cs_insn *insn, uint64_t addr, struct bp_insn *p)
 		op = b[0];
 	else
 		return -ENOTSUP; /* prefixed or address-size forms: not met at function entries */
+	if ((op & 0xf0) == 0x70)
+		p->cond = (int8_t)(op & 0x0f);
 	p->code[0] = op;
 	p->code[1] = 14; /* over the fall-through jump */
 	p->code_len = 2;
@@ -134,6 +144,7 @@ plan(const cs_insn *insn, uint64_t addr, uint64_t slot, struct bp_insn *p)
 
 	memset(p, 0, sizeof(*p));
 	p->len = (uint8_t)insn->size;
+	p->cond = -1;
 	switch (insn->id) {
 	case X86_INS_NOP:
 	case X86_INS_ENDBR64:
@@ -188,4 +199,55 @@ bp_insn_needs_slot(const uint8_t *code, size_t size, uint64_t addr)
 
 	/* Plan against a slot at the same address: the displacement always fits there. */
 	return bp_insn_plan(code, size, addr, addr, &p) == 0 && p.kind == BP_RESUME_OOL;
+}
+
+bool
+bp_insn_cond_taken(int cond, uint64_t eflags)
+{
+	const bool cf = eflags & 0x1, pf = eflags & 0x4, zf = eflags & 0x40, sf = eflags & 0x80,
+		   of = eflags & 0x800;
+	bool r;
+
+	switch (cond >> 1) {
+	case 0: r = of; break;		      /* jo */
+	case 1: r = cf; break;		      /* jb */
+	case 2: r = zf; break;		      /* je */
+	case 3: r = cf || zf; break;	      /* jbe */
+	case 4: r = sf; break;		      /* js */
+	case 5: r = pf; break;		      /* jp */
+	case 6: r = sf != of; break;	      /* jl */
+	default: r = zf || sf != of; break;  /* jle */
+	}
+	return cond & 1 ? !r : r; /* odd codes are the negations */
+}
+
+size_t
+bp_insn_find_jumps_to(const uint8_t *code, size_t size, uint64_t addr, uint64_t target,
+		      uint64_t *ret_addrs, size_t max)
+{
+	const uint8_t *p = code;
+	uint64_t at = addr;
+	size_t left = size, n = 0;
+	cs_insn *insn;
+
+	if (ensure_decoder() < 0)
+		return 0;
+	insn = cs_malloc(decoder);
+	if (!insn)
+		return 0;
+	while (left > 0) {
+		if (!cs_disasm_iter(decoder, &p, &left, &at, insn)) {
+			p++, at++, left--; /* padding or data: step over a byte */
+			continue;
+		}
+		if (in_group(insn, CS_GRP_BRANCH_RELATIVE) && insn->id != X86_INS_CALL &&
+		    insn->detail->x86.op_count == 1 &&
+		    (uint64_t)insn->detail->x86.operands[0].imm == target && insn->address != target) {
+			if (n < max)
+				ret_addrs[n] = insn->address;
+			n++;
+		}
+	}
+	cs_free(insn, 1);
+	return n;
 }

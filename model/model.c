@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "model/internal.h"
 
@@ -24,7 +25,7 @@
 enum { OUTCOME_FAILED = 1, OUTCOME_BASELINE = 2 };
 
 struct prog_meta {
-	uint64_t gen;		/* bumped by every update */
+	uint64_t gen;		/* bumped by every update the choice at start reads */
 	uint64_t runs_started, runs_ended;
 	uint64_t base_runs, base_fail, con_runs, con_fail;
 	uint64_t ticks, correct;
@@ -52,11 +53,16 @@ struct run_rec {
 	/* followed by u32 constraints[n] */
 };
 
+/* Programs whose snapshot a model keeps for /start; why 8: one server rarely serves more
+ * programs at once, and a miss only costs a rebuild. */
+#define SNAP_CACHE 8
+
 struct model {
 	struct store *store;
 	struct model_options opt;
-	pthread_mutex_t lock;	/* guards rng */
+	pthread_mutex_t lock;	/* guards rng, cache and the snapshots' refs */
 	struct prng rng;	/* the master seed's stream of run seeds */
+	struct snap *cache[SNAP_CACHE];
 };
 
 /* ---- keys and small records ---- */
@@ -614,6 +620,14 @@ leave:
 
 /* ---- snapshots: every constraint of a program with its rank ---- */
 
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 struct snap_detail {
 	struct con_rec rec;
 	uint64_t f_ab, f_ba;
@@ -631,7 +645,9 @@ struct snap_class {
 
 struct snap {
 	uint32_t prog;
-	struct prog_meta meta;
+	struct prog_meta meta;	/* meta.gen: the store's state it was built from */
+	uint64_t built_ns;	/* CLOCK_MONOTONIC when built */
+	int refs;		/* the cache's and each user's; under model.lock */
 	size_t n_classes;
 	struct snap_class *classes;
 };
@@ -650,6 +666,10 @@ snap_fini(struct snap *s)
 struct snap_scan {
 	struct store_txn *t;
 	struct snap *s;
+	/* Row and column sums by site id, read once per site rather than once per constraint
+	 * (UINT64_MAX: not read yet). */
+	uint64_t *row, *col;
+	uint32_t n_sites;
 };
 
 static int
@@ -690,18 +710,34 @@ snap_class_of(struct snap *s, uint32_t id)
 	return NULL;
 }
 
+/* The row ('r') or column ('c') sum of @site, memoized in @memo. */
+static int
+snap_sum(struct snap_scan *sc, char tag, uint64_t *memo, uint32_t site, uint64_t *ret)
+{
+	if (site < sc->n_sites && memo[site] != UINT64_MAX) {
+		*ret = memo[site];
+		return 0;
+	}
+	struct key k = key1(sc->s->prog, tag, site);
+	int r = get_count(sc->t, &k, ret);
+	if (r == 0 && site < sc->n_sites)
+		memo[site] = *ret;
+	return r;
+}
+
 /* Fills the rank inputs and rank of constraint @d (AVISO.md section 4). */
 static int
-snap_rank(struct store_txn *t, uint32_t prog, uint64_t class_failures, struct snap_detail *d,
-	  double *ret_rank)
+snap_rank(struct snap_scan *sc, uint64_t class_failures, struct snap_detail *d, double *ret_rank)
 {
+	uint32_t prog = sc->s->prog;
 	struct key fab = key2(prog, 'f', d->rec.a, d->rec.b), fba = key2(prog, 'f', d->rec.b, d->rec.a);
-	struct key row = key1(prog, 'r', d->rec.b), col = key1(prog, 'c', d->rec.a);
 	uint64_t rb, ca;
 	int r;
 
-	if ((r = get_count(t, &fab, &d->f_ab)) < 0 || (r = get_count(t, &fba, &d->f_ba)) < 0 ||
-	    (r = get_count(t, &row, &rb)) < 0 || (r = get_count(t, &col, &ca)) < 0)
+	if ((r = get_count(sc->t, &fab, &d->f_ab)) < 0 ||
+	    (r = get_count(sc->t, &fba, &d->f_ba)) < 0 ||
+	    (r = snap_sum(sc, 'r', sc->row, d->rec.b, &rb)) < 0 ||
+	    (r = snap_sum(sc, 'c', sc->col, d->rec.a, &ca)) < 0)
 		return r;
 	d->oi = stat_oi(d->f_ab, d->f_ba);
 	d->ci = stat_ci(d->f_ba, rb, ca);
@@ -742,7 +778,7 @@ snap_add_con(const void *key, size_t klen, const void *val, size_t vlen, void *a
 		.runs = d.rec.runs,
 		.failures = d.rec.failures,
 	};
-	if ((r = snap_rank(sc->t, s->prog, c->failures, &d, &x->rank)) < 0)
+	if ((r = snap_rank(sc, c->failures, &d, &x->rank)) < 0)
 		return r;
 	x->effective = stat_effective(s->meta.base_runs, s->meta.base_fail, x->runs, x->failures,
 				      &x->chi2);
@@ -760,17 +796,96 @@ snap_load(struct store_txn *t, uint32_t prog, struct snap *s)
 
 	memset(s, 0, sizeof(*s));
 	s->prog = prog;
+	s->built_ns = now_ns();
 	if ((r = meta_get(t, prog, &s->meta)) < 0)
 		goto leave;
+	sc.n_sites = s->meta.next_site;
+	sc.row = malloc(sc.n_sites * sizeof(*sc.row));
+	sc.col = malloc(sc.n_sites * sizeof(*sc.col));
+	if (!sc.row || !sc.col) {
+		r = -ENOMEM;
+		goto leave;
+	}
+	memset(sc.row, 0xff, sc.n_sites * sizeof(*sc.row));
+	memset(sc.col, 0xff, sc.n_sites * sizeof(*sc.col));
 	key_prog(&prefix, prog, 'C');
 	if ((r = store_scan(t, prefix.b, prefix.n, snap_add_class, &sc)) < 0)
 		goto leave;
 	key_prog(&prefix, prog, 'K');
 	r = store_scan(t, prefix.b, prefix.n, snap_add_con, &sc);
 leave:
+	free(sc.row);
+	free(sc.col);
 	if (r < 0)
 		snap_fini(s);
 	return r;
+}
+
+/* Drops a reference to heap snapshot @s (NULL is fine). */
+static void
+snap_put(struct model *m, struct snap *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&m->lock);
+	bool last = --s->refs == 0;
+	pthread_mutex_unlock(&m->lock);
+	if (last) {
+		snap_fini(s);
+		free(s);
+	}
+}
+
+/*
+ * A reference to the cached snapshot of @prog if it is of store state @gen, or younger than
+ * the options' snapshot_ms; NULL otherwise.
+ */
+static struct snap *
+cache_get(struct model *m, uint32_t prog, uint64_t gen)
+{
+	uint64_t max_age = (uint64_t)m->opt.snapshot_ms * 1000000ULL, now = now_ns();
+	struct snap *found = NULL;
+
+	pthread_mutex_lock(&m->lock);
+	for (int i = 0; i < SNAP_CACHE; i++) {
+		struct snap *s = m->cache[i];
+		if (s && s->prog == prog && (s->meta.gen == gen || now - s->built_ns < max_age)) {
+			found = s;
+			found->refs++;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	return found;
+}
+
+/* Caches @s (the cache takes its own reference), replacing @s's program's older snapshot or
+ * the oldest one. */
+static void
+cache_put(struct model *m, struct snap *s)
+{
+	struct snap *old = NULL;
+	int slot = 0;
+
+	pthread_mutex_lock(&m->lock);
+	for (int i = 0; i < SNAP_CACHE; i++) {
+		struct snap *c = m->cache[i];
+		if (!c || c->prog == s->prog) {
+			slot = i;
+			break;
+		}
+		if (c->built_ns < m->cache[slot]->built_ns)
+			slot = i;
+	}
+	old = m->cache[slot];
+	if (old && old->prog == s->prog && old->built_ns > s->built_ns)
+		old = NULL; /* a newer one was built meanwhile: keep it */
+	else {
+		m->cache[slot] = s;
+		s->refs++;
+	}
+	pthread_mutex_unlock(&m->lock);
+	snap_put(m, old);
 }
 
 /* ---- open and close ---- */
@@ -823,6 +938,8 @@ model_close(struct model *m)
 {
 	if (!m)
 		return;
+	for (int i = 0; i < SNAP_CACHE; i++)
+		snap_put(m, m->cache[i]);
 	store_close(m->store);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
@@ -839,8 +956,7 @@ model_get_options(const struct model *m)
 struct start_ctx {
 	struct model *m;
 	const struct model_program *prog;
-	struct snap snap;	/* step 1: the model as the choice sees it */
-	bool known;		/* the program has a store record */
+	struct snap *snap;	/* step 1: the model as the choice sees it; NULL: new program */
 	long *choice;		/* step 2: an index per class, or -1 */
 	bool baseline;
 	struct model_plan *plan; /* step 3 */
@@ -850,15 +966,28 @@ static int
 start_read(struct store_txn *t, void *arg)
 {
 	struct start_ctx *c = arg;
+	struct prog_meta meta;
 	uint32_t num;
 	int r = prog_find(t, c->prog, &num);
 
 	if (r == -ENOENT)
 		return 0;
-	if (r < 0)
+	if (r < 0 || (r = meta_get(t, num, &meta)) < 0)
 		return r;
-	c->known = true;
-	return snap_load(t, num, &c->snap);
+	c->snap = cache_get(c->m, num, meta.gen);
+	if (c->snap)
+		return 0;
+	struct snap *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	if ((r = snap_load(t, num, s)) < 0) {
+		free(s);
+		return r;
+	}
+	s->refs = 1;
+	c->snap = s;
+	cache_put(c->m, s);
+	return 0;
 }
 
 static void
@@ -914,13 +1043,14 @@ start_write(struct store_txn *t, void *arg)
 		return r;
 	uint64_t run = ++meta.runs_started;
 	size_t n = 0;
-	rec = calloc(1, sizeof(*rec) + (c->snap.n_classes + 1) * sizeof(uint32_t));
+	size_t n_classes = c->snap ? c->snap->n_classes : 0;
+	rec = calloc(1, sizeof(*rec) + (n_classes + 1) * sizeof(uint32_t));
 	if (!rec)
 		return -ENOMEM;
-	for (size_t k = 0; k < c->snap.n_classes && !c->baseline; k++) {
+	for (size_t k = 0; k < n_classes && !c->baseline; k++) {
 		if (c->choice[k] < 0)
 			continue;
-		uint32_t cid = c->snap.classes[k].c[c->choice[k]].cid;
+		uint32_t cid = c->snap->classes[k].c[c->choice[k]].cid;
 		run_cids(rec)[n] = cid;
 		/* Counted before serve() so a half-filled entry is freed by plan_clear(). */
 		p->n = ++n;
@@ -932,7 +1062,6 @@ start_write(struct store_txn *t, void *arg)
 	rec->baseline = n == 0;
 	p->baseline = n == 0;
 	snprintf(p->run, sizeof(p->run), "%" PRIu32 "-%" PRIu64, num, run);
-	meta.gen++;
 	if ((r = run_put(t, num, run, rec)) < 0 || (r = meta_put(t, num, &meta)) < 0)
 		goto leave;
 	r = 0;
@@ -955,7 +1084,7 @@ model_plan_free(struct model_plan *plan)
 static int
 start_choose(struct start_ctx *c, uint64_t seed)
 {
-	size_t n = c->snap.n_classes;
+	size_t n = c->snap ? c->snap->n_classes : 0;
 	struct sel_class *classes = calloc(n ? n : 1, sizeof(*classes));
 	struct prng rng;
 
@@ -965,13 +1094,13 @@ start_choose(struct start_ctx *c, uint64_t seed)
 		return -ENOMEM;
 	}
 	for (size_t k = 0; k < n; k++)
-		classes[k] = (struct sel_class){ .id = c->snap.classes[k].id,
-						 .n = c->snap.classes[k].n,
-						 .c = c->snap.classes[k].c };
+		classes[k] = (struct sel_class){ .id = c->snap->classes[k].id,
+						 .n = c->snap->classes[k].n,
+						 .c = c->snap->classes[k].c };
 	struct sel_input in = {
 		.selector = c->m->opt.selector,
-		.base_runs = c->snap.meta.base_runs,
-		.base_failures = c->snap.meta.base_fail,
+		.base_runs = c->snap ? c->snap->meta.base_runs : 0,
+		.base_failures = c->snap ? c->snap->meta.base_fail : 0,
 		.n_classes = n,
 		.classes = classes,
 	};
@@ -1005,14 +1134,15 @@ model_run_start(struct model *m, const struct model_program *prog, const uint64_
 	if ((r = store_read(m->store, start_read, &c)) < 0 ||
 	    (r = start_choose(&c, c.plan->seed)) < 0)
 		goto leave;
-	c.plan->constraints = calloc(c.snap.n_classes + 1, sizeof(*c.plan->constraints));
+	c.plan->constraints = calloc((c.snap ? c.snap->n_classes : 0) + 1,
+				     sizeof(*c.plan->constraints));
 	if (!c.plan->constraints) {
 		r = -ENOMEM;
 		goto leave;
 	}
 	r = store_write(m->store, start_write, &c);
 leave:
-	snap_fini(&c.snap);
+	snap_put(m, c.snap);
 	free(c.choice);
 	if (r < 0) {
 		model_plan_free(c.plan);

@@ -57,6 +57,10 @@ struct model_options {
 	size_t map_size;	/* initial LMDB map size in bytes (it grows on demand); 64 MiB */
 	bool no_sync;		/* skip fsync at commit: survives kill -9, not a power cut */
 	uint64_t seed;		/* master seed: run seeds are drawn from it in start order */
+	/* A start may choose on a snapshot of the model up to this old (ms) instead of the
+	 * latest: building one reads every constraint. 0 (the default): always the latest, so a
+	 * seed replays a choice exactly. */
+	unsigned snapshot_ms;
 };
 
 void model_options_init(struct model_options *opts);

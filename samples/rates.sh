@@ -19,7 +19,7 @@
 set -u
 
 usage() {
-    sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '3,19p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -57,7 +57,10 @@ done
 
 [ -n "$build" ] || usage
 [ -d "$build/samples" ] || { echo "rates.sh: no $build/samples (build first)" >&2; exit 2; }
-[[ "$runs" =~ ^[0-9]+$ ]] && [ "$runs" -gt 0 ] || { echo "rates.sh: bad N '$runs'" >&2; exit 2; }
+if ! [[ "$runs" =~ ^[0-9]+$ ]] || [ "$runs" -eq 0 ]; then
+    echo "rates.sh: bad N '$runs'" >&2
+    exit 2
+fi
 if [ -n "$traced" ] && [ ! -x "$traced" ]; then
     echo "rates.sh: $traced is not executable" >&2
     exit 2

@@ -43,6 +43,7 @@ server_config_init(struct server_config *cfg)
 		.refresh_s = SERVER_DEFAULT_REFRESH_S,
 	};
 	model_options_init(&cfg->model);
+	cfg->model.snapshot_ms = SERVER_DEFAULT_SNAPSHOT_MS;
 }
 
 /* ---- answers ---- */

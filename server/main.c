@@ -31,10 +31,12 @@ usage(FILE *f)
 		"  --delay-us N          delay served with constraints (default 1000)\n"
 		"  --no-sync             no fsync at commit (survives kill -9, not a power cut)\n"
 		"  --refresh N           stats page refresh period in seconds (default %d)\n"
+		"  --snapshot-ms N       /start may rank on a model up to N ms old (default %d;\n"
+		"                        0: always the latest, so --seed replays every choice)\n"
 		"  -v, --verbose         log every request\n",
 		SERVER_DEFAULT_PORT, SERVER_DEFAULT_BIND, SERVER_DEFAULT_THREADS,
 		SERVER_DEFAULT_MAX_BODY, model_selector_name(MODEL_SELECT_DEFAULT),
-		SERVER_DEFAULT_REFRESH_S);
+		SERVER_DEFAULT_REFRESH_S, SERVER_DEFAULT_SNAPSHOT_MS);
 }
 
 /* Parses an unsigned number in [min, max]; exits with a message otherwise. */
@@ -73,7 +75,8 @@ int
 main(int argc, char **argv)
 {
 	enum { O_PORT = 256, O_BIND, O_DB, O_TOKEN, O_THREADS, O_MAX_BODY, O_SELECTOR, O_SEED,
-	       O_WINDOW, O_NO_RULE, O_DELAY, O_NO_SYNC, O_REFRESH };
+	       O_WINDOW, O_NO_RULE, O_DELAY, O_NO_SYNC, O_REFRESH,
+	       O_SNAPSHOT };
 	static const struct option opts[] = {
 		{ "port", required_argument, NULL, O_PORT },
 		{ "bind", required_argument, NULL, O_BIND },
@@ -88,6 +91,7 @@ main(int argc, char **argv)
 		{ "delay-us", required_argument, NULL, O_DELAY },
 		{ "no-sync", no_argument, NULL, O_NO_SYNC },
 		{ "refresh", required_argument, NULL, O_REFRESH },
+		{ "snapshot-ms", required_argument, NULL, O_SNAPSHOT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -123,6 +127,9 @@ main(int argc, char **argv)
 		case O_DELAY: cfg.model.delay_us = (unsigned)number("delay-us", optarg, 0, 10000000); break;
 		case O_NO_SYNC: cfg.model.no_sync = true; break;
 		case O_REFRESH: cfg.refresh_s = (unsigned)number("refresh", optarg, 1, 86400); break;
+		case O_SNAPSHOT:
+			cfg.model.snapshot_ms = (unsigned)number("snapshot-ms", optarg, 0, 3600000);
+			break;
 		case 'v': cfg.verbose = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;

@@ -17,6 +17,9 @@
  * rings of some 300 threads and still bounds a hostile client. */
 #define SERVER_DEFAULT_MAX_BODY ((size_t)64 << 20)
 #define SERVER_DEFAULT_REFRESH_S 10
+/* Why 1 s: a program with tens of thousands of candidates takes ~0.1 s to rank; a choice made
+ * on a model one second old is as good, and /start stays fast under a stream of reports. */
+#define SERVER_DEFAULT_SNAPSHOT_MS 1000
 
 struct server_config {
 	const char *bind;	/* numeric address; loopback by default */

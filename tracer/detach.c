@@ -107,6 +107,69 @@ leave_scratch(struct thread *th)
 	}
 }
 
+/* Whether SIGTRAP is pending for thread @tid (its SigPnd mask). */
+static bool
+sigtrap_pending(pid_t tid)
+{
+	char path[64], line[256];
+	unsigned long long pending = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "SigPnd: %llx", &pending) == 1)
+			break;
+	fclose(f);
+	return pending & (1ull << (SIGTRAP - 1));
+}
+
+/*
+ * A thread that ran one of our int3s just as it was interrupted reports the interrupt first,
+ * its SIGTRAP still pending: detached like that, it would die of it. Such a thread stands one
+ * byte past a breakpoint with SIGTRAP pending.
+ */
+static bool
+has_pending_hit(const struct thread *th)
+{
+	struct user_regs_struct regs;
+
+	return th->state == TS_HELD && th->proc && th->proc->as && !th->pending_sig &&
+	       ptrace(PTRACE_GETREGS, th->tid, 0, &regs) == 0 &&
+	       bp_aspace_lookup(th->proc->as, regs.rip - 1) && sigtrap_pending(th->tid);
+}
+
+/*
+ * Once the original bytes are back: lets the thread take its pending SIGTRAP, swallows it, and
+ * puts the thread back onto the instruction, which it will now run for real.
+ */
+static int
+swallow_pending_hit(struct thread *th)
+{
+	for (;;) {
+		struct user_regs_struct regs;
+		int status, event, sig;
+
+		if (ptrace(PTRACE_CONT, th->tid, 0, 0) < 0 || waitpid(th->tid, &status, __WALL) < 0)
+			return -errno;
+		if (!WIFSTOPPED(status))
+			return -ESRCH;
+		event = status >> 16, sig = WSTOPSIG(status);
+		if (event != 0)
+			continue; /* the interrupt still pending: it comes first */
+		if (sig != SIGTRAP) {
+			th->pending_sig = sig; /* delivered at the detach */
+			continue;
+		}
+		if (ptrace(PTRACE_GETREGS, th->tid, 0, &regs) < 0)
+			return -errno;
+		regs.rip -= 1;
+		return ptrace(PTRACE_SETREGS, th->tid, 0, &regs) < 0 ? -errno : 0;
+	}
+}
+
 static struct thread *
 held_thread_of(struct tracer *t, struct process *p)
 {
@@ -124,8 +187,10 @@ detach_all(struct tracer *t)
 	r = stop_everyone(t);
 	if (r < 0)
 		return r;
-	for (struct thread *th = t->threads; th; th = th->next)
+	for (struct thread *th = t->threads; th; th = th->next) {
+		th->hit_pending = has_pending_hit(th);
 		leave_scratch(th);
+	}
 	for (struct process *p = t->procs; p; p = p->next) {
 		struct thread *hands = held_thread_of(t, p);
 		int pending = 0;
@@ -135,6 +200,13 @@ detach_all(struct tracer *t)
 		r = bp_aspace_remove_all(p->as);
 		if (r < 0 && !first)
 			first = r;
+		for (struct thread *th = t->threads; th; th = th->next) {
+			if (th->proc != p || !th->hit_pending)
+				continue;
+			r = swallow_pending_hit(th);
+			if (r < 0 && r != -ESRCH && !first)
+				first = r;
+		}
 		if (!hands)
 			continue; /* every thread in a group-stop: the region stays */
 		r = bp_aspace_unmap_scratch(p->as, hands->tid, &pending);

@@ -65,8 +65,42 @@ struct plant_ctx {
 	int first_error;
 };
 
+/* Functions larger than this are not searched for jumps back to their entry. */
+#define MAX_FUNCTION_SCAN (64 * 1024)
+
+/*
+ * A jump inside a function back to its own entry (glibc's pthread_spin_lock retries that way)
+ * would hit the entry's breakpoint again in the same call. Each such jump gets a breakpoint of
+ * its own that resumes the thread past the entry's one, without an event.
+ */
+static void
+plant_reentries(struct plant_ctx *c, uint64_t entry, uint64_t size)
+{
+	uint64_t jumps[8];
+	uint8_t *code;
+	size_t n;
+
+	if (size < 2 || size > MAX_FUNCTION_SCAN || !(code = malloc(size)))
+		return;
+	if (bp_aspace_read(c->p->as, entry, code, size) == 0) {
+		n = bp_insn_find_jumps_to(code, size, entry, entry, jumps, 8);
+		for (size_t i = 0; i < n && i < 8; i++) {
+			const uint8_t *at = code + (jumps[i] - entry);
+			struct bp_insn plan;
+			int pending = 0;
+
+			/* Only jumps whose direction the tracer can tell: jmp, and jcc on flags. */
+			if (bp_insn_plan(at, size - (jumps[i] - entry), jumps[i], jumps[i], &plan) < 0 ||
+			    (plan.kind != BP_RESUME_JMP && plan.cond < 0))
+				continue;
+			bp_aspace_insert(c->p->as, c->tid, jumps[i], TAG_REENTRY, &pending);
+		}
+	}
+	free(code);
+}
+
 static int
-plant_symbol(void *ctx, const char *name, uint64_t value)
+plant_symbol(void *ctx, const char *name, uint64_t value, uint64_t size)
 {
 	struct plant_ctx *c = ctx;
 	const struct entry *e;
@@ -84,9 +118,11 @@ plant_symbol(void *ctx, const char *name, uint64_t value)
 		if (th)
 			th->pending_sig = pending;
 	}
-	if (r == 0)
+	if (r == 0) {
 		c->planted++;
-	else if (r != -EEXIST && !c->first_error) {
+		if (e->tag >= 0)
+			plant_reentries(c, c->bias + value, size);
+	} else if (r != -EEXIST && !c->first_error) {
 		log_msg("cannot plant a breakpoint on %s in %s: %s", name, c->m->name,
 			 strerror(-r));
 		c->first_error = r;

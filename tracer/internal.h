@@ -14,6 +14,7 @@
 /* Breakpoint tags beside the event kinds (enum model_event_kind, >= 0). */
 #define TAG_RBRK (-1)  /* the dynamic linker's _dl_debug_state: a module was (un)loaded */
 #define TAG_POINT (-2) /* a sharing point from --points */
+#define TAG_REENTRY (-3) /* a jump back to its own function's entry: the same call goes on */
 
 enum thread_state {
 	TS_RUNNING,   /* resumed; a stop will be reported */
@@ -39,6 +40,7 @@ struct thread {
 	 */
 	uint64_t rehit_addr, rehit_sp;
 	struct rpb_ring *ring;	/* its last events; NULL until its first */
+	bool hit_pending;	/* detach: ran an int3 whose SIGTRAP is still pending */
 	struct thread *hnext;	/* tid hash chain */
 	struct thread *next;	/* list of all threads */
 	struct thread **pprev;

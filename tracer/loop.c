@@ -256,7 +256,10 @@ record_hit(struct tracer *t, struct thread *th, const struct bp_breakpoint *bp,
 	unsigned n;
 
 	at.rip = bp->addr; /* the int3 moved it one byte on */
-	len = bp_stack_copy(th->tid, at.rsp, stack, t->frames > 1 ? sizeof(stack) : 8);
+	if (t->frames > 1)
+		len = bp_stack_copy(th->tid, at.rsp, stack, sizeof(stack));
+	else /* one word: pread is the cheapest syscall for it */
+		len = bp_mem_read(bp_aspace_memfd(p->as), at.rsp, stack, 8) == 0 ? 8 : -EFAULT;
 	if (bp->tag == TAG_POINT) {
 		n = capture_pcs(t, th, &at, len > 0 ? stack : NULL, len > 0 ? (size_t)len : 0, pcs,
 				t->frames);
@@ -277,6 +280,34 @@ record_hit(struct tracer *t, struct thread *th, const struct bp_breakpoint *bp,
 		     regs->rdi);
 }
 
+/*
+ * A jump back to the entry of the function it is in (a retry): when taken, the thread goes on
+ * as the entry's breakpoint would let it, without a second event for the same call.
+ */
+static int
+reenter(struct tracer *t, struct thread *th, const struct bp_breakpoint *bp,
+	struct user_regs_struct *regs)
+{
+	const bool jmp = bp->insn.kind == BP_RESUME_JMP;
+	const uint64_t target = jmp ? bp->insn.target : bp->insn.fix[2].orig;
+	const struct bp_breakpoint *entry = NULL;
+	int r = 0;
+
+	if (jmp || bp_insn_cond_taken(bp->insn.cond, regs->eflags)) {
+		entry = bp_aspace_lookup(th->proc->as, target);
+		regs->rip = target;
+		if (entry)
+			r = bp_breakpoint_resume(th->proc->as, entry, regs);
+	} else {
+		regs->rip = bp->addr + bp->insn.len;
+	}
+	if (r < 0)
+		return r == -ESRCH ? 0 : r;
+	if (ptrace(PTRACE_SETREGS, th->tid, 0, regs) < 0)
+		return errno == ESRCH ? 0 : -errno;
+	return thread_resume(t, th, 0);
+}
+
 static int
 on_breakpoint(struct tracer *t, struct thread *th, struct bp_breakpoint *bp,
 	      struct user_regs_struct *regs)
@@ -286,6 +317,8 @@ on_breakpoint(struct tracer *t, struct thread *th, struct bp_breakpoint *bp,
 	int r;
 
 	th->rehit_addr = 0;
+	if (bp->tag == TAG_REENTRY)
+		return reenter(t, th, bp, regs);
 	if (bp->tag == TAG_RBRK) {
 		r = image_refresh(t, p, th->tid);
 		if (r < 0 && r != -ESRCH)

@@ -240,7 +240,8 @@ main(int argc, char **argv)
 	pid_t pid = 0;
 	int c, r, status;
 
-	while ((c = getopt_long(argc, argv, "+o:cfp:h", longopts, NULL)) != -1) {
+	opterr = 0; /* our own one-line messages */
+	while ((c = getopt_long(argc, argv, "+:o:cfp:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
 			output = optarg;
@@ -279,8 +280,10 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(0);
+		case ':':
+			die(EXIT_USAGE, "option '%s' needs an argument (see --help)", argv[optind - 1]);
 		default:
-			usage(EXIT_USAGE);
+			die(EXIT_USAGE, "unknown option '%s' (see --help)", argv[optind - 1]);
 		}
 	}
 	if ((pid != 0) == (optind < argc))

@@ -170,23 +170,65 @@ start_server(const struct opts *o)
 	exit(1);
 }
 
-/* Runs wrk with @script for @seconds; prints and returns its requests/s and p99 (ms). */
+static uint64_t metric(const char *name);
+
+/* Converts wrk's "12.34ms" style figures to ms. */
+static double
+to_ms(double v, const char *unit)
+{
+	if (strcmp(unit, "s") == 0)
+		return v * 1000;
+	if (strcmp(unit, "us") == 0)
+		return v / 1000;
+	if (strcmp(unit, "m") == 0)
+		return v * 60000;
+	return v;
+}
+
+/*
+ * Runs wrk with @script on @path for @seconds, or (@until_ends > 0) until the server has
+ * answered that many /end requests with 200 (then SIGINT, which makes wrk print its figures):
+ * wrk's thread:stop() does not end a run before its duration. Prints requests/s, p50, p99.
+ */
 static void
 run_wrk(const struct opts *o, const char *label, const char *script, const char *path,
-	unsigned seconds, const char *args)
+	unsigned seconds, uint64_t until_ends)
 {
-	char cmd[512], line[256];
+	char t[16], c[16], d[16], s[128], url[128], T[16], limit[16], line[256];
 	double rps = 0, p99 = 0, p50 = 0;
 	unsigned long requests = 0;
+	int fds[2];
 
-	snprintf(cmd, sizeof(cmd), "wrk -t%u -c%u -d%us --timeout 30s --latency -s %s/%s %s%s %s",
-		 o->threads, o->connections, seconds, dir, script, base, path, args);
-	FILE *p = popen(cmd, "r");
-	if (!p) {
-		perror("bench: wrk");
+	snprintf(t, sizeof(t), "-t%u", o->threads);
+	snprintf(c, sizeof(c), "-c%u", o->connections);
+	snprintf(d, sizeof(d), "-d%us", seconds);
+	snprintf(s, sizeof(s), "%s/%s", dir, script);
+	snprintf(url, sizeof(url), "%s%s", base, path);
+	snprintf(T, sizeof(T), "%u", o->threads);
+	snprintf(limit, sizeof(limit), "%" PRIu64, until_ends);
+	if (pipe(fds) < 0) {
+		perror("bench: pipe");
 		exit(1);
 	}
-	while (fgets(line, sizeof(line), p)) {
+	pid_t pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(fds[1], 1);
+		close(fds[0]);
+		execlp("wrk", "wrk", t, c, d, "--timeout", "30s", "--latency", "-s", s, url, "--", T,
+		       limit, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	while (until_ends && waitpid(pid, NULL, WNOHANG) == 0) {
+		if (metric("aviso_http_requests_total{endpoint=\"/end\",code=\"2xx\"}") >= until_ends) {
+			kill(pid, SIGINT);
+			break;
+		}
+		usleep(200000);
+	}
+	FILE *f = fdopen(fds[0], "r");
+	while (f && fgets(line, sizeof(line), f)) {
 		double v;
 		char unit[8];
 		if (sscanf(line, " Requests/sec: %lf", &v) == 1)
@@ -194,12 +236,14 @@ run_wrk(const struct opts *o, const char *label, const char *script, const char 
 		else if (sscanf(line, " %lu requests in", &requests) == 1)
 			;
 		else if (sscanf(line, " 99%% %lf%7s", &v, unit) == 2)
-			p99 = strcmp(unit, "s") == 0 ? v * 1000 : strcmp(unit, "us") == 0 ? v / 1000 : v;
+			p99 = to_ms(v, unit);
 		else if (sscanf(line, " 50%% %lf%7s", &v, unit) == 2)
-			p50 = strcmp(unit, "s") == 0 ? v * 1000 : strcmp(unit, "us") == 0 ? v / 1000 : v;
+			p50 = to_ms(v, unit);
 	}
-	pclose(p);
-	printf("%-34s %8lu requests %9.1f req/s   p50 %8.2f ms   p99 %8.2f ms\n", label, requests,
+	if (f)
+		fclose(f);
+	waitpid(pid, NULL, 0);
+	printf("%-30s %7lu requests %8.1f req/s   p50 %8.2f ms   p99 %8.2f ms\n", label, requests,
 	       rps, p50, p99);
 	fflush(stdout);
 }
@@ -270,7 +314,7 @@ main(int argc, char **argv)
 	       o.threads, o.connections, o.no_sync ? "--no-sync" : "fsync at each commit",
 	       BENCH_RPB_EVENTS, BENCH_THREADS, BENCH_SITES, o.failures);
 
-	run_wrk(&o, "/start, empty model", "start.lua", "/start", o.seconds, "");
+	run_wrk(&o, "/start, empty model", "start.lua", "/start", o.seconds, 0);
 	/* Make sure there are enough open runs for the failures. */
 	char url[128];
 	snprintf(url, sizeof(url), "%s/start", base);
@@ -279,12 +323,10 @@ main(int argc, char **argv)
 		long st;
 		httpc_request("POST", url, NULL, sb, strlen(sb), &st, NULL);
 	}
-	char args[64];
-	snprintf(args, sizeof(args), "-- %u %u", o.threads, o.failures);
-	run_wrk(&o, "/end failure, 1000-event RPB", "end.lua", "/end", 3600, args);
+	run_wrk(&o, "/end failure, 1000-event RPB", "end.lua", "/end", 3600, o.failures);
 	uint64_t fails = metric("aviso_baseline_failures_total{") +
 			 metric("aviso_constrained_failures_total{");
-	run_wrk(&o, "/start, after the failures", "start.lua", "/start", o.seconds, "");
+	run_wrk(&o, "/start, after the failures", "start.lua", "/start", o.seconds, 0);
 
 	char path[128];
 	struct stat st;

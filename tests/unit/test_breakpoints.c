@@ -132,6 +132,44 @@ START_TEST(plan_refusals)
 }
 END_TEST
 
+START_TEST(conditions_from_flags)
+{
+	const uint64_t CF = 0x1, ZF = 0x40, SF = 0x80, OF = 0x800;
+
+	ck_assert(bp_insn_cond_taken(0x4, ZF));		/* je */
+	ck_assert(!bp_insn_cond_taken(0x5, ZF));	/* jne */
+	ck_assert(bp_insn_cond_taken(0x2, CF));		/* jb */
+	ck_assert(bp_insn_cond_taken(0x7, 0));		/* ja */
+	ck_assert(!bp_insn_cond_taken(0x7, ZF));
+	ck_assert(bp_insn_cond_taken(0xc, SF));		/* jl: SF != OF */
+	ck_assert(!bp_insn_cond_taken(0xc, SF | OF));
+	ck_assert(bp_insn_cond_taken(0xf, 0));		/* jg: !ZF && SF == OF */
+	ck_assert(!bp_insn_cond_taken(0xf, ZF));
+	ck_assert(bp_insn_cond_taken(0xe, ZF));		/* jle */
+	ck_assert(bp_insn_cond_taken(0x0, OF));		/* jo */
+	ck_assert(bp_insn_cond_taken(0x9, 0));		/* jns */
+}
+END_TEST
+
+START_TEST(jumps_back_to_the_entry)
+{
+	/* glibc 2.36's pthread_spin_lock: lock decl (%rdi); jne +9; xor %eax,%eax; ret;
+	 * pause; cmpl $0,(%rdi); jg <entry>; jmp <pause> */
+	static const uint8_t spin[] = {0xf0, 0xff, 0x0f, 0x75, 0x03, 0x31, 0xc0, 0xc3, 0xf3,
+				       0x90, 0x83, 0x3f, 0x00, 0x7f, 0xf1, 0xeb, 0xf7};
+	uint64_t at[4];
+	struct bp_insn p;
+
+	ck_assert_uint_eq(bp_insn_find_jumps_to(spin, sizeof(spin), ADDR, ADDR, at, 4), 1);
+	ck_assert_uint_eq(at[0], ADDR + 13);
+	ck_assert_int_eq(bp_insn_plan(spin + 13, sizeof(spin) - 13, ADDR + 13, ADDR + 13, &p), 0);
+	ck_assert_int_eq(p.cond, 0xf);
+	ck_assert_uint_eq(p.fix[2].orig, ADDR);
+	ck_assert_uint_eq(bp_insn_find_jumps_to(spin, sizeof(spin), ADDR, ADDR + 8, at, 4), 2);
+	ck_assert_uint_eq(bp_insn_find_jumps_to(spin, sizeof(spin), ADDR, ADDR + 1, at, 4), 0);
+}
+END_TEST
+
 /*
  * A relocated copy run for real: "original" code at X loads a RIP-relative quad and returns;
  * its first instruction is planned into a slot elsewhere in the page and called there.
@@ -178,7 +216,7 @@ START_TEST(relocated_copy_runs)
 END_TEST
 
 static int
-find_name(void *ctx, const char *name, uint64_t value)
+find_name(void *ctx, const char *name, uint64_t value, uint64_t size)
 {
 	const char *want = ctx;
 	return strcmp(name, want) == 0 ? 1 : 0;
@@ -374,6 +412,8 @@ breakpoints_suite(void)
 	tcase_add_test(plans, plan_conditional_branch);
 	tcase_add_test(plans, plan_refusals);
 	tcase_add_test(plans, relocated_copy_runs);
+	tcase_add_test(plans, conditions_from_flags);
+	tcase_add_test(plans, jumps_back_to_the_entry);
 	tcase_add_test(files, elf_symbols_and_build_id);
 	tcase_add_test(files, symbolize_own_code);
 	tcase_add_test(files, mem_errors);

@@ -58,9 +58,8 @@ START_TEST(parse_empty_and_comments)
 	ck_assert_ptr_null(p);
 	ck_assert_uint_eq(n, 0);
 	ck_assert_int_eq(bp_points_parse(" \n\t\r\n# only a comment 12\n", &p, &n, NULL), 0);
-	ck_assert_int_eq(bp_points_parse("# aviso-prof\na.c 3 # 1234 hits\n#b.c 4\nc.c 5", &p, &n,
-					 NULL),
-			 2);
+	ck_assert_int_eq(
+	    bp_points_parse("# aviso-prof\na.c 3 # 1234 hits\n#b.c 4\nc.c 5", &p, &n, NULL), 2);
 	ck_assert_str_eq(p[0].file, "a.c");
 	ck_assert_str_eq(p[1].file, "c.c");
 	ck_assert_int_eq(p[1].text_line, 4);
@@ -205,7 +204,7 @@ symbolize_offsets(const char *prog, const uint64_t *offsets, size_t n, char out[
 static size_t
 check_lines(const char *prog, const uint64_t *offsets, size_t n, int line, const char *func)
 {
-	char (*names)[256] = calloc(n, 256);
+	char(*names)[256] = calloc(n, 256);
 	char want[64];
 	size_t in_func = 0;
 
@@ -337,8 +336,9 @@ START_TEST(resolve_all_in_one_pass)
 	char text[256];
 	size_t n;
 
-	snprintf(text, sizeof(text), "points_prog.c %d tests/unit/points_prog.c %d\n"
-				     "points_prog.c %d nosuch.c 3\tpoints_prog.c %d\n",
+	snprintf(text, sizeof(text),
+		 "points_prog.c %d tests/unit/points_prog.c %d\n"
+		 "points_prog.c %d nosuch.c 3\tpoints_prog.c %d\n",
 		 inl, plain, comment, inl);
 	ck_assert_int_eq(bp_points_parse(text, &p, &n, NULL), 5);
 	ck_assert_int_eq(bp_points_resolve_all(prog, p, n, &a), 3);

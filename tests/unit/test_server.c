@@ -491,7 +491,8 @@ simulate(unsigned first, unsigned last, unsigned runs)
 		char seedtxt[24], dbname[32];
 		snprintf(seedtxt, sizeof(seedtxt), "%u", seed);
 		snprintf(dbname, sizeof(dbname), "sim-%u", seed);
-		const char *const extra[] = { "--seed", seedtxt, "--no-sync", NULL };
+		const char *const extra[] = { "--seed", seedtxt, "--no-sync", "--snapshot-ms", "0",
+					      NULL };
 		struct srv s;
 		struct sim_params p;
 		struct sim_result r;

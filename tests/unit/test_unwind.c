@@ -446,6 +446,20 @@ START_TEST(cost_of_an_unwind)
 		saved_ns[i] = now_ns() - t;
 		ck_assert_int_eq(n, 5);
 	}
+	/* The stack copy alone, the live unwind's one syscall, at two sizes. */
+	static uint64_t copy_ns[2][N];
+	for (int k = 0; k < 2; k++) {
+		for (int i = 0; i < N; i++) {
+			t = now_ns();
+			int r = bp_stack_copy(l.pid, regs.rsp, copy, sizeof(copy) >> k);
+
+			ck_assert_int_gt(r, 0);
+			copy_ns[k][i] = now_ns() - t;
+		}
+		qsort(copy_ns[k], N, sizeof(copy_ns[k][0]), cmp_u64);
+	}
+	printf("stack copy alone: %zu bytes median %.2f us, %zu bytes median %.2f us\n",
+	       sizeof(copy), copy_ns[0][N / 2] / 1e3, sizeof(copy) / 2, copy_ns[1][N / 2] / 1e3);
 	qsort(live_ns, N, sizeof(live_ns[0]), cmp_u64);
 	qsort(saved_ns, N, sizeof(saved_ns[0]), cmp_u64);
 	printf("unwind, 5 frames, N=%d: first (cold) %.1f us; live median %.2f us (p90 %.2f); "
