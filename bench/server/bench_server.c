@@ -220,8 +220,14 @@ run_wrk(const struct opts *o, const char *label, const char *script, const char 
 		_exit(127);
 	}
 	close(fds[1]);
-	while (until_ends && waitpid(pid, NULL, WNOHANG) == 0) {
-		if (metric("aviso_http_requests_total{endpoint=\"/end\",code=\"2xx\"}") >= until_ends) {
+	/* Stop at the count, or when answers stop coming for 5 s (a request lost as a wrk
+	 * thread stopped must not hang the benchmark). */
+	for (uint64_t last = 0, still = 0; until_ends && waitpid(pid, NULL, WNOHANG) == 0;) {
+		uint64_t ends = metric("aviso_http_requests_total{endpoint=\"/end\",code=\"2xx\"}") +
+				metric("aviso_http_requests_total{endpoint=\"/end\",code=\"4xx\"}");
+		still = ends == last ? still + 1 : 0;
+		last = ends;
+		if (ends >= until_ends || still >= 25) {
 			kill(pid, SIGINT);
 			break;
 		}
@@ -231,14 +237,16 @@ run_wrk(const struct opts *o, const char *label, const char *script, const char 
 	while (f && fgets(line, sizeof(line), f)) {
 		double v;
 		char unit[8];
+		unsigned long u;
+		int at = 0;
 		if (sscanf(line, " Requests/sec: %lf", &v) == 1)
 			rps = v;
-		else if (sscanf(line, " %lu requests in", &requests) == 1)
-			;
 		else if (sscanf(line, " 99%% %lf%7s", &v, unit) == 2)
 			p99 = to_ms(v, unit);
 		else if (sscanf(line, " 50%% %lf%7s", &v, unit) == 2)
 			p50 = to_ms(v, unit);
+		else if (sscanf(line, " %lu requests in%n", &u, &at) == 1 && at > 0)
+			requests = u;
 	}
 	if (f)
 		fclose(f);

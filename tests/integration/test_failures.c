@@ -51,28 +51,37 @@ teardown(void)
 	(void)!system(cmd);
 }
 
-/* The line of @file (in FAILPROGS_SRC) that ends with the comment "/\* @marker *\/". */
+/* The first line of @dir/@file that contains @text. */
 static int
-marker_line(const char *file, const char *marker)
+source_line(const char *dir, const char *file, const char *text)
 {
-	char path[512], buf[512], comment[64];
+	char path[512], buf[512];
 	int line = 0;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/%s", env("FAILPROGS_SRC"), file);
-	snprintf(comment, sizeof(comment), "/* %s */", marker);
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
 	f = fopen(path, "r");
 	ck_assert_ptr_nonnull(f);
 	while (fgets(buf, sizeof(buf), f)) {
 		line++;
-		if (strstr(buf, comment)) {
+		if (strstr(buf, text)) {
 			fclose(f);
 			return line;
 		}
 	}
 	fclose(f);
-	ck_abort_msg("no %s in %s", marker, file);
+	ck_abort_msg("no '%s' in %s", text, path);
 	return 0;
+}
+
+/* The line of tests/failprogs/@file that ends with the comment "/\* @marker *\/". */
+static int
+marker_line(const char *file, const char *marker)
+{
+	char comment[64];
+
+	snprintf(comment, sizeof(comment), "/* %s */", marker);
+	return source_line(env("FAILPROGS_SRC"), file, comment);
 }
 
 struct run {
@@ -476,6 +485,117 @@ START_TEST(sites_are_stable_across_runs)
 }
 END_TEST
 
+/* ---- The samples: real bugs that fail only now and then ---- */
+
+#define SAMPLE_TRIES 80 /* at a failure rate of 10%, all 80 runs pass once in 4,500 */
+
+/*
+ * Runs the sample under aviso-trace with @opts until its failure shows (the run's status is
+ * not 0), at most SAMPLE_TRIES times. Returns the number of runs.
+ */
+static int
+run_sample_until_failure(struct run *r, const char *opt, const char *name)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", env("SAMPLES"), name);
+	for (int i = 1; i <= SAMPLE_TRIES; i++) {
+		const char *with[] = {opt, "1", "--", path, NULL};
+		const char *plain[] = {"--", path, NULL};
+		run_trace(r, opt ? with : plain);
+		if (!(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0))
+			return i;
+	}
+	ck_abort_msg("%s did not fail in %d runs", name, SAMPLE_TRIES);
+	return 0;
+}
+
+START_TEST(sample_atomicity_violation_crash)
+{
+	const char *src = env("SAMPLES_SRC");
+	int use = source_line(src, "atom_ptr.c", "BUG: ... then use");
+	int closer = source_line(src, "atom_ptr.c", "BUG: closes the log");
+	char expect[128];
+	struct run r;
+
+	run_sample_until_failure(&r, NULL, "atom_ptr");
+	ck_assert_msg(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGSEGV, "%#x:\n%s", r.status,
+		      r.err);
+	snprintf(expect, sizeof(expect), "SIGSEGV in thread 2 at atom_ptr.c:%d in logger", use);
+	ck_assert_msg(strstr(r.err, expect), "no '%s' in:\n%s", expect, r.err);
+
+	/* The closer's critical section (where it frees the log) is in the RPB before the crash. */
+	json_object *rep = the_report(), *rpb = get(rep, "rpb");
+	size_t n = json_object_array_length(rpb);
+	int closer_unlock = -1;
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(rpb, i);
+		if (num(e, "thread") == 3 && strcmp(str(e, "kind"), "mutex_unlock") == 0)
+			closer_unlock = (int)i;
+	}
+	ck_assert_int_ge(closer_unlock, 0);
+	json_object *last = json_object_array_get_idx(rpb, n - 1);
+	ck_assert_str_eq(str(last, "kind"), "signal");
+	ck_assert_int_eq(num(last, "thread"), 2);
+	ck_assert_int_lt(closer_unlock, (int)n - 1);
+	ck_assert_int_gt(closer, 0);
+	json_object_put(rep);
+}
+END_TEST
+
+START_TEST(sample_lock_order_deadlock)
+{
+	const char *src = env("SAMPLES_SRC");
+	int teller_a = source_line(src, "deadlock_abba.c", "BUG: order a, b");
+	int auditor_b = source_line(src, "deadlock_abba.c", "BUG: order b, a");
+	struct run r;
+
+	run_sample_until_failure(&r, NULL, "deadlock_abba");
+	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 124, "%#x:\n%s", r.status,
+		      r.err);
+	json_object *rep = the_report(), *fail = get(rep, "failure"), *cycle = get(fail, "cycle");
+	ck_assert_str_eq(str(fail, "kind"), "deadlock");
+	ck_assert_uint_eq(json_object_array_length(cycle), 2);
+	/* The teller took a at its first BUG line and waits for b three lines on; the auditor
+	 * took b at its BUG line and waits for a two lines on. */
+	int matched = 0;
+	for (int i = 0; i < 2; i++) {
+		json_object *c = json_object_array_get_idx(cycle, i);
+		int waits = num(json_object_array_get_idx(get(c, "waits_at"), 0), "line");
+		int taken = num(json_object_array_get_idx(get(c, "taken_at"), 0), "line");
+		if (waits == teller_a + 3 && taken == auditor_b)
+			matched++;
+		if (waits == auditor_b + 2 && taken == teller_a)
+			matched++;
+	}
+	ck_assert_msg(matched == 2, "%s", r.err);
+	json_object_put(rep);
+}
+END_TEST
+
+START_TEST(sample_lost_wakeup_hang)
+{
+	int wait = source_line(env("SAMPLES_SRC"), "lost_wakeup.c", "BUG: ... but not here");
+	struct run r;
+
+	run_sample_until_failure(&r, "--hang-timeout", "lost_wakeup");
+	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 124, "%#x:\n%s", r.status,
+		      r.err);
+	json_object *rep = the_report(), *rpb = get(rep, "rpb");
+	ck_assert_str_eq(str(get(rep, "failure"), "kind"), "hang");
+	/* Some thread's last event is the wait without a predicate. */
+	int found = 0;
+	for (size_t i = 0; i < json_object_array_length(rpb); i++) {
+		json_object *e = json_object_array_get_idx(rpb, i);
+		if (strcmp(str(e, "kind"), "cond_wait") == 0 &&
+		    num(json_object_array_get_idx(get(e, "frames"), 0), "line") == wait)
+			found++;
+	}
+	ck_assert_int_ge(found, 1);
+	json_object_put(rep);
+}
+END_TEST
+
 static Suite *
 failures_suite(void)
 {
@@ -491,6 +611,14 @@ failures_suite(void)
 	tcase_add_test(tc, points_fire_at_their_lines);
 	tcase_add_test(tc, sites_are_stable_across_runs);
 	suite_add_tcase(s, tc);
+
+	TCase *samples = tcase_create("samples");
+	tcase_add_checked_fixture(samples, setup, teardown);
+	tcase_set_timeout(samples, 600);
+	tcase_add_test(samples, sample_atomicity_violation_crash);
+	tcase_add_test(samples, sample_lock_order_deadlock);
+	tcase_add_test(samples, sample_lost_wakeup_hang);
+	suite_add_tcase(s, samples);
 	return s;
 }
 
