@@ -112,8 +112,14 @@ struct bp_source {
 	const char *func; /* or NULL */
 };
 
-/* The source position of @addr. Returns 0, or -ENOENT when nothing is known of it. */
-int bp_symbolizer_frame(struct bp_symbolizer *sym, uint64_t addr, struct bp_source *ret_src);
+/*
+ * The source position of @addr: its function from the symbol tables, and with @lines its file
+ * and line from DWARF (which loads the module's line tables and debug info: large for a
+ * system library with its debug package installed). Returns 0, or -ENOENT when nothing is
+ * known of it.
+ */
+int bp_symbolizer_frame(struct bp_symbolizer *sym, uint64_t addr, bool lines,
+			struct bp_source *ret_src);
 
 /*
  * Writes "file.c:12 func" (or "func" without line info, or "file.c:12") for @addr into @buf.

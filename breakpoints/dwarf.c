@@ -79,7 +79,8 @@ base_name(const char *path)
 }
 
 int
-bp_symbolizer_frame(struct bp_symbolizer *s, uint64_t addr, struct bp_source *ret_src)
+bp_symbolizer_frame(struct bp_symbolizer *s, uint64_t addr, bool lines,
+		    struct bp_source *ret_src)
 {
 	Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, addr);
 	struct bp_source src = {0};
@@ -87,7 +88,7 @@ bp_symbolizer_frame(struct bp_symbolizer *s, uint64_t addr, struct bp_source *re
 
 	if (!mod)
 		return -ENOENT;
-	Dwfl_Line *l = dwfl_module_getsrc(mod, addr);
+	Dwfl_Line *l = lines ? dwfl_module_getsrc(mod, addr) : NULL;
 	if (l)
 		file = dwfl_lineinfo(l, NULL, &src.line, NULL, NULL, NULL);
 	src.file = file ? base_name(file) : NULL;
@@ -102,7 +103,7 @@ int
 bp_symbolizer_lookup(struct bp_symbolizer *s, uint64_t addr, char *buf, size_t size)
 {
 	struct bp_source src;
-	int r = bp_symbolizer_frame(s, addr, &src);
+	int r = bp_symbolizer_frame(s, addr, true, &src);
 
 	if (r < 0)
 		return r;

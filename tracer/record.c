@@ -72,7 +72,8 @@ frame_of(struct process *p, uint64_t pc, bool is_return, struct model_frame *f)
 		f->build_id = dup_or_null(m->build_id);
 		f->system = m->wildcard;
 	}
-	if (sym && bp_symbolizer_frame(sym, is_return ? pc - 1 : pc, &src) == 0) {
+	/* A system library's frames are wildcards: their function names will do. */
+	if (sym && bp_symbolizer_frame(sym, is_return ? pc - 1 : pc, !f->system, &src) == 0) {
 		f->file = dup_or_null(src.file);
 		f->line = src.line;
 		f->func = dup_or_null(src.func);
