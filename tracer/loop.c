@@ -280,6 +280,17 @@ record_hit(struct tracer *t, struct thread *th, const struct bp_breakpoint *bp,
 		     regs->rdi);
 }
 
+/* Resumes a thread with @regs, after @r, the result of preparing them (a gone thread is fine). */
+static int
+resume_at(struct tracer *t, struct thread *th, const struct user_regs_struct *regs, int r)
+{
+	if (r < 0)
+		return r == -ESRCH ? 0 : r;
+	if (ptrace(PTRACE_SETREGS, th->tid, 0, regs) < 0)
+		return errno == ESRCH ? 0 : -errno;
+	return thread_resume(t, th, 0);
+}
+
 /*
  * A jump back to the entry of the function it is in (a retry): when taken, the thread goes on
  * as the entry's breakpoint would let it, without a second event for the same call.
@@ -301,11 +312,7 @@ reenter(struct tracer *t, struct thread *th, const struct bp_breakpoint *bp,
 	} else {
 		regs->rip = bp->addr + bp->insn.len;
 	}
-	if (r < 0)
-		return r == -ESRCH ? 0 : r;
-	if (ptrace(PTRACE_SETREGS, th->tid, 0, regs) < 0)
-		return errno == ESRCH ? 0 : -errno;
-	return thread_resume(t, th, 0);
+	return resume_at(t, th, regs, r);
 }
 
 static int
@@ -327,11 +334,7 @@ on_breakpoint(struct tracer *t, struct thread *th, struct bp_breakpoint *bp,
 		record_hit(t, th, bp, regs);
 	}
 	r = bp_breakpoint_resume(p->as, bp, regs);
-	if (r < 0)
-		return r == -ESRCH ? 0 : r;
-	if (ptrace(PTRACE_SETREGS, th->tid, 0, regs) < 0)
-		return errno == ESRCH ? 0 : -errno;
-	return thread_resume(t, th, 0);
+	return resume_at(t, th, regs, r);
 }
 
 static int

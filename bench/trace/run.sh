@@ -21,17 +21,18 @@
 # No randomness is involved (no seed). Until aviso-trace is built, its rows are skipped.
 set -uo pipefail
 
-reps=7 pairs=10000 hits=3000 places="same none"
+reps=7 pairs=10000 hits=3000 places="same none" trace_args=""
 usage() {
-	echo "usage: $0 [-r REPS] [-n PAIRS] [-k HITS] [-p same|none|all] [BUILD_DIR]" >&2
+	echo "usage: $0 [-r REPS] [-n PAIRS] [-k HITS] [-p same|none|all] [-a AVISO_ARGS] [BUILD_DIR]" >&2
 	exit 2
 }
-while getopts "r:n:k:p:h" opt; do
+while getopts "r:n:k:p:a:h" opt; do
 	case $opt in
 	r) reps=$OPTARG ;;
 	n) pairs=$OPTARG ;;
 	k) hits=$OPTARG ;;
 	p) case $OPTARG in same | none) places=$OPTARG ;; all) ;; *) usage ;; esac ;;
+	a) trace_args=$OPTARG ;; # extra aviso-trace options, e.g. "--frames 1"
 	*) usage ;;
 	esac
 done
@@ -117,7 +118,7 @@ if [ -z "$aviso" ]; then
 	echo "# aviso-trace: not built (no tracer/aviso-trace in $build): its rows are SKIPPED;" \
 		"only the floor and the untraced runs are measured"
 else
-	echo "# aviso-trace: $aviso"
+	echo "# aviso-trace: $aviso ${trace_args:+(options: $trace_args)}"
 fi
 
 failed=0 # set by the first failure of aviso-trace; its later runs are skipped
@@ -135,7 +136,7 @@ for place in $places; do
 			umem[$t]+="$(field maxrss_kb "$line") "
 			sum[$t]=$(field out "$line")
 			[ -n "$aviso" ] && [ $failed = 0 ] || continue
-			if line=$(measure "$aviso" -o /dev/null -- "$bt/lockloop" "$pairs" "$t"); then
+			if line=$(measure "$aviso" $trace_args -o /dev/null -- "$bt/lockloop" "$pairs" "$t"); then
 				tr[$t]+="$(field wall_ns "$line") "
 				mem[$t]+="$(field maxrss_kb "$line") "
 				if [ "$(field out "$line")" != "${sum[$t]}" ]; then
@@ -200,7 +201,7 @@ for ((r = 1; r <= reps; r++)); do
 	line=$(measure "$bt/startup") || exit 1
 	su+="$(field startup_ns "$line") "
 	[ -n "$aviso" ] && [ $failed = 0 ] || continue
-	if line=$(measure "$aviso" -- "$bt/startup"); then
+	if line=$(measure "$aviso" $trace_args -- "$bt/startup"); then
 		v=$(field startup_ns "$line")
 		if [ "$v" = - ]; then
 			echo "run.sh: traced startup printed no startup-ns line" >&2

@@ -201,6 +201,21 @@ num(json_object *o, const char *key)
 	return json_object_get_int(get(o, key));
 }
 
+/* Events of @kind in a report's RPB whose frame 0 is at @line. */
+static int
+count_at_line(json_object *rpb, const char *kind, int line)
+{
+	int found = 0;
+
+	for (size_t i = 0; i < json_object_array_length(rpb); i++) {
+		json_object *e = json_object_array_get_idx(rpb, i);
+		if (strcmp(str(e, "kind"), kind) == 0 &&
+		    num(json_object_array_get_idx(get(e, "frames"), 0), "line") == line)
+			found++;
+	}
+	return found;
+}
+
 START_TEST(crash_is_reported_with_its_past)
 {
 	const char *args[] = {"--", prog("crash"), NULL};
@@ -306,14 +321,7 @@ START_TEST(lost_wakeup_is_a_hang)
 	json_object *rep = the_report(), *rpb = get(rep, "rpb");
 	ck_assert_str_eq(str(get(rep, "failure"), "kind"), "hang");
 	/* The waiter's last event is the wait that was never signalled. */
-	int found = 0;
-	for (size_t i = 0; i < json_object_array_length(rpb); i++) {
-		json_object *e = json_object_array_get_idx(rpb, i);
-		if (strcmp(str(e, "kind"), "cond_wait") == 0 &&
-		    num(json_object_array_get_idx(get(e, "frames"), 0), "line") == lost)
-			found++;
-	}
-	ck_assert_int_eq(found, 1);
+	ck_assert_int_eq(count_at_line(rpb, "cond_wait", lost), 1);
 	json_object_put(rep);
 }
 END_TEST
@@ -584,14 +592,7 @@ START_TEST(sample_lost_wakeup_hang)
 	json_object *rep = the_report(), *rpb = get(rep, "rpb");
 	ck_assert_str_eq(str(get(rep, "failure"), "kind"), "hang");
 	/* Some thread's last event is the wait without a predicate. */
-	int found = 0;
-	for (size_t i = 0; i < json_object_array_length(rpb); i++) {
-		json_object *e = json_object_array_get_idx(rpb, i);
-		if (strcmp(str(e, "kind"), "cond_wait") == 0 &&
-		    num(json_object_array_get_idx(get(e, "frames"), 0), "line") == wait)
-			found++;
-	}
-	ck_assert_int_ge(found, 1);
+	ck_assert_int_ge(count_at_line(rpb, "cond_wait", wait), 1);
 	json_object_put(rep);
 }
 END_TEST
