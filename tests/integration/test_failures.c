@@ -268,6 +268,26 @@ START_TEST(crash_is_reported_with_its_past)
 }
 END_TEST
 
+START_TEST(crash_with_an_unreadable_stack)
+{
+	const char *args[] = {"--", prog("badstack"), NULL};
+	int push = marker_line("badstack.c", "PUSH");
+	char expect[64];
+	struct run r;
+
+	run_trace(&r, args);
+	ck_assert_msg(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGSEGV, "status %#x:\n%s",
+		      r.status, r.err);
+	snprintf(expect, sizeof(expect), "badstack.c:%d in lost", push);
+	ck_assert_msg(strstr(r.err, "SIGSEGV in thread 2") && strstr(r.err, expect), "%s", r.err);
+	/* Frame 0 is the push; whatever the unwinder recovers beyond it (rbp is intact) is a bonus. */
+	json_object *rep = the_report(), *bt = get(get(rep, "failure"), "backtrace");
+	ck_assert_uint_ge(json_object_array_length(bt), 1);
+	ck_assert_int_eq(num(json_object_array_get_idx(bt, 0), "line"), push);
+	json_object_put(rep);
+}
+END_TEST
+
 static void
 assert_cycle_entry(json_object *c, int thread, int waits_line, int held_by, int taken_line)
 {
@@ -606,6 +626,7 @@ failures_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, crash_is_reported_with_its_past);
+	tcase_add_test(tc, crash_with_an_unreadable_stack);
 	tcase_add_test(tc, deadlock_is_reported_with_its_cycle);
 	tcase_add_test(tc, lost_wakeup_is_a_hang);
 	tcase_add_test(tc, nonzero_exit_is_a_failure_when_asked);
