@@ -43,7 +43,8 @@ struct bp_aspace {
 	int memfd;
 	char *exe; /* readlink of /proc/PID/exe */
 	struct bp_module *modules;
-	struct bp_breakpoint *table[NBUCKETS];
+	struct bp_breakpoint *table[NBUCKETS];	/* by addr */
+	struct bp_breakpoint *traps[NBUCKETS];	/* pads, by trap */
 	size_t count;
 	struct scratch **scratch;
 	size_t nscratch;
@@ -105,6 +106,29 @@ free_module(struct bp_module *m)
 }
 
 static void
+unlink_trap(struct bp_aspace *as, struct bp_breakpoint *bp)
+{
+	for (struct bp_breakpoint **pp = &as->traps[bucket(bp->trap)]; *pp; pp = &(*pp)->tnext) {
+		if (*pp == bp) {
+			*pp = bp->tnext;
+			return;
+		}
+	}
+}
+
+static void
+link_bp(struct bp_aspace *as, struct bp_breakpoint *bp)
+{
+	bp->hnext = as->table[bucket(bp->addr)];
+	as->table[bucket(bp->addr)] = bp;
+	if (bp->insn.kind == BP_RESUME_PAD) {
+		bp->tnext = as->traps[bucket(bp->trap)];
+		as->traps[bucket(bp->trap)] = bp;
+	}
+	as->count++;
+}
+
+static void
 forget_breakpoints(struct bp_aspace *as, bool (*match)(const struct bp_breakpoint *, void *),
 		   void *ctx)
 {
@@ -116,6 +140,8 @@ forget_breakpoints(struct bp_aspace *as, bool (*match)(const struct bp_breakpoin
 
 			if (!match || match(bp, ctx)) {
 				*pp = bp->hnext;
+				if (bp->insn.kind == BP_RESUME_PAD)
+					unlink_trap(as, bp);
 				if (bp->slot)
 					for (size_t s = 0; s < as->nscratch; s++)
 						for (unsigned k = 0; k < SCRATCH_SLOTS; k++)
@@ -216,9 +242,7 @@ bp_aspace_clone(const struct bp_aspace *as, pid_t pid, struct bp_aspace **ret_as
 				goto nomem;
 			*n = *bp;
 			n->module = module_index(as, bp->module, c);
-			n->hnext = c->table[i];
-			c->table[i] = n;
-			c->count++;
+			link_bp(c, n);
 			for (size_t s = 0; s < as->nscratch; s++)
 				for (unsigned k = 0; k < SCRATCH_SLOTS; k++)
 					if (as->scratch[s]->slots[k] == bp)
@@ -455,6 +479,19 @@ bp_aspace_lookup(const struct bp_aspace *as, uint64_t addr)
 	return NULL;
 }
 
+struct bp_breakpoint *
+bp_aspace_lookup_trap(const struct bp_aspace *as, uint64_t rip)
+{
+	struct bp_breakpoint *bp = bp_aspace_lookup(as, rip - 1);
+
+	if (bp && bp->insn.kind != BP_RESUME_PAD)
+		return bp;
+	for (bp = as->traps[bucket(rip - 1)]; bp; bp = bp->tnext)
+		if (bp->trap == rip - 1)
+			return bp;
+	return NULL;
+}
+
 size_t
 bp_aspace_breakpoint_count(const struct bp_aspace *as)
 {
@@ -470,18 +507,15 @@ bp_aspace_read(const struct bp_aspace *as, uint64_t addr, void *buf, size_t len)
 	r = bp_mem_read(as->memfd, addr, buf, len);
 	if (r < 0)
 		return r;
-	if (len <= 64) {
-		for (size_t i = 0; i < len; i++) {
-			const struct bp_breakpoint *bp = bp_aspace_lookup(as, addr + i);
-			if (bp)
-				b[i] = bp->orig;
+	for (size_t i = 0; i < NBUCKETS; i++) {
+		for (const struct bp_breakpoint *bp = as->table[i]; bp; bp = bp->hnext) {
+			for (uint8_t k = 0; k < bp->patch_len; k++) {
+				uint64_t at = bp->addr + k;
+				if (at >= addr && at - addr < len)
+					b[at - addr] = bp->orig[k];
+			}
 		}
-		return 0;
 	}
-	for (size_t i = 0; i < NBUCKETS; i++)
-		for (const struct bp_breakpoint *bp = as->table[i]; bp; bp = bp->hnext)
-			if (bp->addr >= addr && bp->addr - addr < len)
-				b[bp->addr - addr] = bp->orig;
 	return 0;
 }
 
@@ -635,19 +669,45 @@ take_slot(struct bp_aspace *as, pid_t tid, uint64_t addr, struct scratch **ret_s
 	return 0;
 }
 
+/* Records a planted breakpoint (its patch is written by the caller). */
+static struct bp_breakpoint *
+add_breakpoint(struct bp_aspace *as, uint64_t addr, const uint8_t *orig, uint8_t len, int tag,
+	       const struct bp_insn *insn, struct scratch *s, unsigned idx)
+{
+	struct bp_breakpoint *bp = calloc(1, sizeof(*bp));
+
+	if (!bp)
+		return NULL;
+	bp->addr = addr;
+	memcpy(bp->orig, orig, len);
+	bp->patch_len = len;
+	bp->tag = tag;
+	bp->insn = *insn;
+	bp->slot = s ? s->start + (uint64_t)idx * BP_SLOT_SIZE : 0;
+	bp->trap = insn->kind == BP_RESUME_PAD ? bp->slot + BP_PAD_TRAP : addr;
+	bp->module = bp_aspace_module_at(as, addr);
+	link_bp(as, bp);
+	if (s) {
+		s->slots[idx] = bp;
+		s->used++;
+	}
+	return bp;
+}
+
 int
 bp_aspace_insert(struct bp_aspace *as, pid_t tid, uint64_t addr, int tag, int *ret_pending_sig)
 {
 	static const uint8_t int3 = 0xcc;
 	uint8_t code[16];
-	struct bp_breakpoint *bp;
+	struct bp_insn plan;
 	struct scratch *s = NULL;
 	unsigned idx = 0;
 	uint64_t slot = 0;
 	int r, pending = 0;
 
-	if (bp_aspace_lookup(as, addr))
+	if (bp_aspace_lookup(as, addr) || bp_aspace_patched_fixup(as, addr, &slot) != -ENOENT)
 		return -EEXIST;
+	slot = 0;
 	r = bp_aspace_read(as, addr, code, sizeof(code));
 	if (r < 0)
 		return r;
@@ -657,35 +717,100 @@ bp_aspace_insert(struct bp_aspace *as, pid_t tid, uint64_t addr, int tag, int *r
 			goto leave;
 		slot = s->start + (uint64_t)idx * BP_SLOT_SIZE;
 	}
-	bp = calloc(1, sizeof(*bp));
-	if (!bp) {
-		r = -ENOMEM;
-		goto leave;
-	}
-	r = bp_insn_plan(code, sizeof(code), addr, slot, &bp->insn);
+	r = bp_insn_plan(code, sizeof(code), addr, slot, &plan);
 	if (r == 0 && slot)
-		r = bp_mem_write(as->memfd, slot, bp->insn.code, bp->insn.code_len);
+		r = bp_mem_write(as->memfd, slot, plan.code, plan.code_len);
 	if (r == 0)
 		r = bp_mem_write(as->memfd, addr, &int3, 1);
-	if (r < 0) {
-		free(bp);
-		goto leave;
-	}
-	bp->addr = addr;
-	bp->orig = code[0];
-	bp->tag = tag;
-	bp->slot = slot;
-	bp->module = bp_aspace_module_at(as, addr);
-	bp->hnext = as->table[bucket(addr)];
-	as->table[bucket(addr)] = bp;
-	as->count++;
-	if (s) {
-		s->slots[idx] = bp;
-		s->used++;
-	}
+	if (r == 0 && !add_breakpoint(as, addr, code, 1, tag, &plan, s, idx))
+		r = -ENOMEM;
 leave:
 	*ret_pending_sig = pending;
 	return r;
+}
+
+/* Whether any relative jump of the function lands strictly inside its first @k bytes. */
+static bool
+jumps_into_entry(const uint8_t *fn, uint64_t size, uint64_t addr, uint8_t k)
+{
+	uint64_t at;
+
+	for (uint8_t off = 1; off < k; off++)
+		if (bp_insn_find_jumps_to(fn, size, addr, addr + off, &at, 1) > 0)
+			return true;
+	return false;
+}
+
+/* Functions larger than this are not searched for jumps into their entry: no pad. */
+#define MAX_PAD_FUNCTION (64 * 1024)
+
+int
+bp_aspace_insert_entry(struct bp_aspace *as, pid_t tid, uint64_t addr, uint64_t size, int tag,
+		       int *ret_pending_sig)
+{
+	uint8_t *fn, patch[BP_PAD_MAX];
+	struct bp_insn plan;
+	struct scratch *s = NULL;
+	unsigned idx = 0;
+	uint64_t slot;
+	int r, pending = 0;
+	bool ok;
+
+	*ret_pending_sig = 0;
+	if (bp_aspace_lookup(as, addr))
+		return -EEXIST;
+	/* At least BP_PAD_MAX bytes to decode from, though only the function's own are displaced. */
+	const uint64_t have = size > BP_PAD_MAX ? size : BP_PAD_MAX;
+	if (size < BP_PAD_MIN || size > MAX_PAD_FUNCTION || !(fn = malloc(have)))
+		return bp_aspace_insert(as, tid, addr, tag, ret_pending_sig);
+	/* Plan against a slot at the entry itself first: is a pad possible at all? */
+	ok = bp_aspace_read(as, addr, fn, have) == 0 &&
+	     bp_insn_plan_pad(fn, have, addr, addr, &plan) == 0 && plan.len <= size &&
+	     !jumps_into_entry(fn, size, addr, plan.len);
+	for (uint8_t k = 1; ok && k < plan.len; k++)
+		ok = !bp_aspace_lookup(as, addr + k);
+	if (!ok) {
+		free(fn);
+		return bp_aspace_insert(as, tid, addr, tag, ret_pending_sig);
+	}
+	r = take_slot(as, tid, addr, &s, &idx, &pending);
+	if (r < 0)
+		goto leave;
+	slot = s->start + (uint64_t)idx * BP_SLOT_SIZE;
+	r = bp_insn_plan_pad(fn, have, addr, slot, &plan);
+	if (r == 0)
+		r = bp_mem_write(as->memfd, slot, plan.code, plan.code_len);
+	if (r == 0) {
+		bp_insn_pad_patch(&plan, addr, slot, patch);
+		r = bp_mem_write(as->memfd, addr, patch, plan.len);
+	}
+	if (r == 0 && !add_breakpoint(as, addr, fn, plan.len, tag, &plan, s, idx))
+		r = -ENOMEM;
+leave:
+	free(fn);
+	*ret_pending_sig = pending;
+	return r;
+}
+
+int
+bp_aspace_patched_fixup(const struct bp_aspace *as, uint64_t rip, uint64_t *ret_rip)
+{
+	for (size_t i = 0; i < NBUCKETS; i++) {
+		for (const struct bp_breakpoint *bp = as->table[i]; bp; bp = bp->hnext) {
+			const struct bp_insn *p = &bp->insn;
+
+			if (p->kind != BP_RESUME_PAD || rip <= bp->addr || rip >= bp->addr + p->len)
+				continue;
+			for (uint8_t k = 0; k < p->ninsn; k++) {
+				if (bp->addr + p->insn_off[k] == rip) {
+					*ret_rip = bp->slot + BP_PAD_BODY + p->body_off[k];
+					return 0;
+				}
+			}
+			return -EINVAL; /* inside an instruction: cannot be */
+		}
+	}
+	return -ENOENT;
 }
 
 int
@@ -695,7 +820,7 @@ bp_aspace_remove_all(struct bp_aspace *as)
 
 	for (size_t i = 0; i < NBUCKETS; i++) {
 		for (struct bp_breakpoint *bp = as->table[i]; bp; bp = bp->hnext) {
-			int r = bp_mem_write(as->memfd, bp->addr, &bp->orig, 1);
+			int r = bp_mem_write(as->memfd, bp->addr, bp->orig, bp->patch_len);
 			if (r < 0 && !first)
 				first = r;
 		}
@@ -720,7 +845,8 @@ bp_aspace_in_scratch(const struct bp_aspace *as, uint64_t rip)
 }
 
 int
-bp_aspace_scratch_fixup(const struct bp_aspace *as, uint64_t rip, uint64_t *ret_rip)
+bp_aspace_scratch_fixup(const struct bp_aspace *as, uint64_t rip, uint64_t *ret_rip,
+			bool *ret_trapped)
 {
 	const struct scratch *s = scratch_at(as, rip);
 	const struct bp_breakpoint *bp;
@@ -736,10 +862,25 @@ bp_aspace_scratch_fixup(const struct bp_aspace *as, uint64_t rip, uint64_t *ret_
 	for (uint8_t i = 0; i < bp->insn.nfix; i++) {
 		if (bp->insn.fix[i].off == off) {
 			*ret_rip = bp->insn.fix[i].orig;
+			*ret_trapped = bp->insn.fix[i].trapped;
 			return 0;
 		}
 	}
-	return -ENOENT;
+	return bp->insn.kind == BP_RESUME_PAD ? -EAGAIN : -ENOENT;
+}
+
+int
+bp_pad_rewind(const struct bp_aspace *as, const struct bp_breakpoint *bp,
+	      struct user_regs_struct *regs)
+{
+	uint64_t r11;
+	int r = bp_mem_read(as->memfd, regs->rsp - 8, &r11, sizeof(r11));
+
+	if (r < 0)
+		return r;
+	regs->r11 = r11;
+	regs->rip = bp->addr;
+	return 0;
 }
 
 int
@@ -801,6 +942,9 @@ bp_breakpoint_resume(const struct bp_aspace *as, const struct bp_breakpoint *bp,
 		return 0;
 	case BP_RESUME_OOL:
 		regs->rip = bp->slot;
+		return 0;
+	case BP_RESUME_PAD:
+		regs->rip = bp->slot + BP_PAD_BODY; /* r11 untouched: skip its save and load */
 		return 0;
 	}
 	return -EINVAL;

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct user_regs_struct;
+
 /* ---- Displaced instructions (insn.c, the one Capstone boundary) ---- */
 
 enum bp_resume_kind {
@@ -23,10 +25,28 @@ enum bp_resume_kind {
 	BP_RESUME_CALL, /* call rel: push addr + len, rip = target */
 	BP_RESUME_RET,	/* ret [imm16]: rip = pop, rsp += imm */
 	BP_RESUME_OOL,	/* anything else: rip = slot, where a relocated copy jumps back */
+	BP_RESUME_PAD,	/* a jump pad (below): the thread goes on from where it trapped */
 };
 
 #define BP_SLOT_SIZE 64 /* bytes per out-of-line slot: a copy (<= 15) and two 14-byte jumps */
-#define BP_MAX_FIX 3
+#define BP_MAX_FIX 5
+
+/*
+ * A jump pad replaces a function entry's first instructions (at least 5 bytes of them) with
+ * "jmp pad" and runs, in its slot:
+ *
+ *	+0   mov %r11,-8(%rsp)	  the caller's r11, in the red zone (free at a function entry)
+ *	+5   mov (%rsp),%r11	  the return address, for the tracer to read with the registers
+ *	+9   int3		  the stop: GETREGS and PTRACE_CONT, nothing else
+ *	+10  mov -8(%rsp),%r11	  r11 as it was
+ *	+15  the displaced instructions, relocated
+ *	     jmp *0(%rip); .quad entry + k
+ */
+#define BP_PAD_TRAP 9
+#define BP_PAD_RESTORE 10
+#define BP_PAD_BODY 15
+#define BP_PAD_MIN 5  /* a rel32 jump */
+#define BP_PAD_MAX 16 /* bytes of the entry a pad may displace */
 
 struct bp_insn {
 	enum bp_resume_kind kind;
@@ -35,12 +55,21 @@ struct bp_insn {
 	uint64_t target; /* JMP, CALL: absolute target; RET: bytes popped besides the address */
 	uint8_t code[BP_SLOT_SIZE]; /* OOL: the slot's code, relocated for the slot's address */
 	uint8_t code_len;
-	/* OOL: where a thread whose rip is at slot + off would be in the original code. */
+	/*
+	 * OOL and PAD: where a thread whose rip is at slot + off would be in the original code,
+	 * and whether it has already trapped there (the call was seen). A place not listed is
+	 * inside a pad's sequence: the thread must be stepped out of it first.
+	 */
 	uint8_t nfix;
 	struct {
 		uint8_t off;
+		bool trapped;
 		uint64_t orig;
 	} fix[BP_MAX_FIX];
+	/* PAD: the entry's bytes displaced (len is their total), and where each instruction of
+	 * them begins in the original and in the pad's body. */
+	uint8_t ninsn;
+	uint8_t insn_off[4], body_off[4];
 };
 
 /*
@@ -54,6 +83,17 @@ int bp_insn_plan(const uint8_t *code, size_t size, uint64_t addr, uint64_t slot,
 
 /* True when the plan needs a scratch slot (and so a relocation target). */
 bool bp_insn_needs_slot(const uint8_t *code, size_t size, uint64_t addr);
+
+/*
+ * Plans a jump pad for the function entry @addr (its original bytes in @code), running in the
+ * slot at @slot: whole plain instructions (no branch, call or return) covering BP_PAD_MIN to
+ * BP_PAD_MAX bytes. Returns 0, or -ENOTSUP when the entry does not begin that way, -ERANGE
+ * when the slot is out of reach. The patch for the entry is bp_insn_pad_patch().
+ */
+int bp_insn_plan_pad(const uint8_t *code, size_t size, uint64_t addr, uint64_t slot,
+		     struct bp_insn *ret_insn);
+/* The bytes that replace the entry: "jmp slot" and int3s over the rest of the displaced ones. */
+void bp_insn_pad_patch(const struct bp_insn *pad, uint64_t addr, uint64_t slot, uint8_t *ret_bytes);
 
 /* Whether a conditional branch with condition code @cond (struct bp_insn.cond) is taken with
  * these flags (the EFLAGS register). */
@@ -144,12 +184,15 @@ struct bp_module {
 
 struct bp_breakpoint {
 	uint64_t addr;
-	uint8_t orig;	      /* the byte the int3 replaced */
-	int tag;	      /* the caller's: what the address means */
-	uint64_t slot;	      /* OOL slot address, 0 if none */
+	uint8_t orig[BP_PAD_MAX]; /* the bytes the patch replaced */
+	uint8_t patch_len;	  /* 1 for an int3; a pad's displaced bytes */
+	uint64_t trap;		  /* the int3 a hit stops at: addr, or in the pad */
+	int tag;		  /* the caller's: what the address means */
+	uint64_t slot;		  /* OOL slot or pad address, 0 if none */
 	struct bp_insn insn;
 	struct bp_module *module;
-	struct bp_breakpoint *hnext; /* hash chain */
+	struct bp_breakpoint *hnext; /* hash chain, by addr */
+	struct bp_breakpoint *tnext; /* hash chain of pads, by trap */
 };
 
 struct bp_aspace;
@@ -189,8 +232,23 @@ int bp_aspace_memfd(const struct bp_aspace *as);
  */
 int bp_aspace_insert(struct bp_aspace *as, pid_t tid, uint64_t addr, int tag,
 		     int *ret_pending_sig);
-/* The breakpoint at @addr, or NULL. */
+/*
+ * Plants a breakpoint at a function's entry @addr (@size bytes long): a jump pad when the entry
+ * allows one and nothing in the function jumps into the bytes it displaces, an int3 otherwise.
+ * As bp_aspace_insert() otherwise. Threads must not stand inside the displaced bytes: true at
+ * an exec stop and for a library just loaded; after an attach, see bp_aspace_patched_fixup().
+ */
+int bp_aspace_insert_entry(struct bp_aspace *as, pid_t tid, uint64_t addr, uint64_t size,
+			   int tag, int *ret_pending_sig);
+/* The breakpoint planted at @addr, or NULL. */
 struct bp_breakpoint *bp_aspace_lookup(const struct bp_aspace *as, uint64_t addr);
+/* The breakpoint a thread stopped by SIGTRAP with this @rip has hit, or NULL. */
+struct bp_breakpoint *bp_aspace_lookup_trap(const struct bp_aspace *as, uint64_t rip);
+/*
+ * For a thread whose @rip is inside bytes a pad displaced (it stood there when the pad was
+ * planted): the same place in the pad's copy. Returns 0 and sets *ret_rip, or -ENOENT.
+ */
+int bp_aspace_patched_fixup(const struct bp_aspace *as, uint64_t rip, uint64_t *ret_rip);
 /* Restores every original byte. The breakpoints are forgotten. */
 int bp_aspace_remove_all(struct bp_aspace *as);
 /* Reads target memory, showing the original bytes where int3s are planted. */
@@ -200,11 +258,20 @@ size_t bp_aspace_breakpoint_count(const struct bp_aspace *as);
 /* True when @rip lies in one of this space's scratch regions. */
 bool bp_aspace_in_scratch(const struct bp_aspace *as, uint64_t rip);
 /*
- * For a thread whose @rip is inside a slot: the original address it stands for (a thread there
- * has either not yet run the copy, or has run it and not yet jumped back). Returns 0 and sets
- * *ret_rip, or -ENOENT when @rip is not at such a point.
+ * For a thread whose @rip is inside a slot: the original address it stands for, and whether it
+ * has trapped on the way there (its call was already seen: sent back to the entry, it will hit
+ * the breakpoint a second time for the same call). Returns 0, -EAGAIN when the thread is in the
+ * middle of a pad's sequence (single-step it until this succeeds), -ENOENT when @rip is not in
+ * a slot.
  */
-int bp_aspace_scratch_fixup(const struct bp_aspace *as, uint64_t rip, uint64_t *ret_rip);
+int bp_aspace_scratch_fixup(const struct bp_aspace *as, uint64_t rip, uint64_t *ret_rip,
+			    bool *ret_trapped);
+/*
+ * A thread stopped at a pad's int3 (or about to be), put back at the function's entry as if it
+ * had never gone in: @regs's rip, and r11 from where the pad saved it. Returns 0 or -errno.
+ */
+int bp_pad_rewind(const struct bp_aspace *as, const struct bp_breakpoint *bp,
+		  struct user_regs_struct *regs);
 /* Unmaps every scratch region through thread @tid (stopped). */
 int bp_aspace_unmap_scratch(struct bp_aspace *as, pid_t tid, int *ret_pending_sig);
 
@@ -213,7 +280,6 @@ int bp_aspace_unmap_scratch(struct bp_aspace *as, pid_t tid, int *ret_pending_si
  * user_regs_struct, rip = addr + 1) is changed so that continuing runs the original instruction.
  * May write the thread's stack (CALL). Returns 0 or -errno.
  */
-struct user_regs_struct;
 int bp_breakpoint_resume(const struct bp_aspace *as, const struct bp_breakpoint *bp,
 			 struct user_regs_struct *regs);
 

@@ -104,37 +104,58 @@ plan_conditional(const cs_insn *insn, uint64_t addr, struct bp_insn *p)
 	p->code_len += put_abs_jmp(p->code + p->code_len, next);
 	p->code_len += put_abs_jmp(p->code + p->code_len, branch_target(&insn->detail->x86));
 	p->nfix = 3;
-	p->fix[0].off = 0, p->fix[0].orig = addr;
+	p->fix[0].off = 0, p->fix[0].orig = addr, p->fix[0].trapped = true;
 	p->fix[1].off = 2, p->fix[1].orig = next;
 	p->fix[2].off = 16, p->fix[2].orig = branch_target(&insn->detail->x86);
+	return 0;
+}
+
+/* Copies the instruction (from @addr) to @out, to run at @at: its RIP-relative
+ * displacement, relative to the next instruction, re-aimed at the same target. */
+static int
+relocate(const cs_insn *insn, uint64_t addr, uint64_t at, uint8_t *out)
+{
+	const cs_x86 *x = &insn->detail->x86;
+
+	memcpy(out, insn->bytes, insn->size);
+	if (is_rip_relative(x)) {
+		int64_t disp;
+		int32_t d32;
+
+		if (x->encoding.disp_offset == 0 || x->encoding.disp_size != 4)
+			return -ENOTSUP;
+		disp = x->disp + (int64_t)(addr - at);
+		if (disp < INT32_MIN || disp > INT32_MAX)
+			return -ERANGE;
+		d32 = (int32_t)disp;
+		memcpy(out + x->encoding.disp_offset, &d32, 4);
+	}
 	return 0;
 }
 
 static int
 plan_copy(const cs_insn *insn, uint64_t addr, uint64_t slot, struct bp_insn *p)
 {
-	const cs_x86 *x = &insn->detail->x86;
+	int r = relocate(insn, addr, slot, p->code);
 
-	memcpy(p->code, insn->bytes, insn->size);
-	if (is_rip_relative(x)) {
-		/* The displacement is relative to the next instruction, in the copy too. */
-		int64_t disp;
-		int32_t d32;
-
-		if (x->encoding.disp_offset == 0 || x->encoding.disp_size != 4)
-			return -ENOTSUP;
-		disp = x->disp + (int64_t)(addr - slot);
-		if (disp < INT32_MIN || disp > INT32_MAX)
-			return -ERANGE;
-		d32 = (int32_t)disp;
-		memcpy(p->code + x->encoding.disp_offset, &d32, 4);
-	}
+	if (r < 0)
+		return r;
 	p->code_len = insn->size;
 	p->code_len += put_abs_jmp(p->code + p->code_len, addr + insn->size);
 	p->nfix = 2;
-	p->fix[0].off = 0, p->fix[0].orig = addr;
+	p->fix[0].off = 0, p->fix[0].orig = addr, p->fix[0].trapped = true;
 	p->fix[1].off = insn->size, p->fix[1].orig = addr + insn->size;
 	return 0;
+}
+
+/* Not a transfer of control, an interrupt or a return: safe to run anywhere. */
+static bool
+is_plain(const cs_insn *insn)
+{
+	return !in_group(insn, CS_GRP_JUMP) && !in_group(insn, CS_GRP_CALL) &&
+	       !in_group(insn, CS_GRP_RET) && !in_group(insn, CS_GRP_IRET) &&
+	       !in_group(insn, CS_GRP_INT) && !in_group(insn, CS_GRP_BRANCH_RELATIVE) &&
+	       insn->id != X86_INS_SYSCALL;
 }
 
 static int
@@ -190,6 +211,71 @@ bp_insn_plan(const uint8_t *code, size_t size, uint64_t addr, uint64_t slot,
 		return r;
 	*ret_insn = p;
 	return 0;
+}
+
+int
+bp_insn_plan_pad(const uint8_t *code, size_t size, uint64_t addr, uint64_t slot,
+		 struct bp_insn *ret_insn)
+{
+	static const uint8_t head[BP_PAD_BODY] = {
+		0x4c, 0x89, 0x5c, 0x24, 0xf8, /* mov %r11,-0x8(%rsp) */
+		0x4c, 0x8b, 0x1c, 0x24,	      /* mov (%rsp),%r11 */
+		0xcc,			      /* int3 */
+		0x4c, 0x8b, 0x5c, 0x24, 0xf8, /* mov -0x8(%rsp),%r11 */
+	};
+	struct bp_insn p;
+	size_t k = 0;
+	int r = 0;
+
+	memset(&p, 0, sizeof(p));
+	p.kind = BP_RESUME_PAD;
+	p.cond = -1;
+	memcpy(p.code, head, sizeof(head));
+	p.code_len = BP_PAD_BODY;
+	while (k < BP_PAD_MIN && r == 0) {
+		cs_insn *insn;
+
+		if (p.ninsn == 4 || k >= size)
+			return -ENOTSUP;
+		r = decode(code + k, size - k, addr + k, &insn);
+		if (r < 0)
+			return r;
+		if (!is_plain(insn) || k + insn->size > BP_PAD_MAX)
+			r = -ENOTSUP;
+		else
+			r = relocate(insn, addr + k, slot + p.code_len, p.code + p.code_len);
+		if (r == 0) {
+			p.insn_off[p.ninsn] = (uint8_t)k;
+			p.body_off[p.ninsn] = (uint8_t)(p.code_len - BP_PAD_BODY);
+			p.ninsn++;
+			p.code_len += insn->size;
+			k += insn->size;
+		}
+		cs_free(insn, 1);
+	}
+	if (r < 0)
+		return r;
+	p.len = (uint8_t)k;
+	p.code_len += put_abs_jmp(p.code + p.code_len, addr + k);
+	/* Places a signal or a detach may find a thread at, and where they are in the original. */
+	p.nfix = 5;
+	p.fix[0].off = 0, p.fix[0].orig = addr;
+	p.fix[1].off = 5, p.fix[1].orig = addr;
+	p.fix[2].off = BP_PAD_TRAP, p.fix[2].orig = addr;
+	p.fix[3].off = BP_PAD_BODY, p.fix[3].orig = addr, p.fix[3].trapped = true;
+	p.fix[4].off = (uint8_t)(p.code_len - 14), p.fix[4].orig = addr + k;
+	*ret_insn = p;
+	return 0;
+}
+
+void
+bp_insn_pad_patch(const struct bp_insn *pad, uint64_t addr, uint64_t slot, uint8_t *ret_bytes)
+{
+	int32_t rel = (int32_t)(int64_t)(slot - (addr + 5));
+
+	ret_bytes[0] = 0xe9;
+	memcpy(ret_bytes + 1, &rel, 4);
+	memset(ret_bytes + 5, 0xcc, pad->len - 5u);
 }
 
 bool

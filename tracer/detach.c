@@ -38,10 +38,14 @@ hold(struct tracer *t, struct thread *th, int status)
 	}
 	if (event != 0)
 		return;
+	const struct bp_breakpoint *bp;
 	if (sig == SIGTRAP && th->proc && th->proc->as &&
 	    ptrace(PTRACE_GETREGS, th->tid, 0, &regs) == 0 &&
-	    bp_aspace_lookup(th->proc->as, regs.rip - 1)) {
-		regs.rip -= 1;
+	    (bp = bp_aspace_lookup_trap(th->proc->as, regs.rip)) != NULL) {
+		if (bp->insn.kind == BP_RESUME_PAD)
+			bp_pad_rewind(th->proc->as, bp, &regs);
+		else
+			regs.rip = bp->addr;
 		ptrace(PTRACE_SETREGS, th->tid, 0, &regs);
 		return;
 	}
@@ -93,18 +97,11 @@ static void
 leave_scratch(struct thread *th)
 {
 	struct user_regs_struct regs;
-	uint64_t rip;
 
-	if (!th->proc || !th->proc->as || ptrace(PTRACE_GETREGS, th->tid, 0, &regs) < 0)
+	if (th->state != TS_HELD || ptrace(PTRACE_GETREGS, th->tid, 0, &regs) < 0)
 		return;
-	if (!bp_aspace_in_scratch(th->proc->as, regs.rip))
-		return;
-	if (bp_aspace_scratch_fixup(th->proc->as, regs.rip, &rip) == 0) {
-		regs.rip = rip;
-		ptrace(PTRACE_SETREGS, th->tid, 0, &regs);
-	} else {
-		log_msg("thread %d is inside a scratch slot at %#llx", th->tid, regs.rip);
-	}
+	if (thread_leave_scratch(th, &regs) < 0)
+		log_msg("thread %d: cannot leave the scratch slot at %#llx", th->tid, regs.rip);
 }
 
 /* Whether SIGTRAP is pending for thread @tid (its SigPnd mask). */
@@ -132,13 +129,18 @@ sigtrap_pending(pid_t tid)
  * byte past a breakpoint with SIGTRAP pending.
  */
 static bool
-has_pending_hit(const struct thread *th)
+has_pending_hit(struct thread *th)
 {
 	struct user_regs_struct regs;
+	const struct bp_breakpoint *bp;
 
-	return th->state == TS_HELD && th->proc && th->proc->as && !th->pending_sig &&
-	       ptrace(PTRACE_GETREGS, th->tid, 0, &regs) == 0 &&
-	       bp_aspace_lookup(th->proc->as, regs.rip - 1) && sigtrap_pending(th->tid);
+	if (th->state != TS_HELD || !th->proc || !th->proc->as || th->pending_sig ||
+	    ptrace(PTRACE_GETREGS, th->tid, 0, &regs) < 0 ||
+	    !(bp = bp_aspace_lookup_trap(th->proc->as, regs.rip)) || !sigtrap_pending(th->tid))
+		return false;
+	th->hit_rewind = bp->addr;
+	th->hit_pad = bp->insn.kind == BP_RESUME_PAD;
+	return true;
 }
 
 /*
@@ -165,7 +167,14 @@ swallow_pending_hit(struct thread *th)
 		}
 		if (ptrace(PTRACE_GETREGS, th->tid, 0, &regs) < 0)
 			return -errno;
-		regs.rip -= 1;
+		if (th->hit_pad) {
+			uint64_t r11;
+			int r = bp_mem_read(bp_aspace_memfd(th->proc->as), regs.rsp - 8, &r11, 8);
+			if (r < 0)
+				return r;
+			regs.r11 = r11; /* where the pad saved the caller's */
+		}
+		regs.rip = th->hit_rewind;
 		return ptrace(PTRACE_SETREGS, th->tid, 0, &regs) < 0 ? -errno : 0;
 	}
 }
@@ -189,7 +198,8 @@ detach_all(struct tracer *t)
 		return r;
 	for (struct thread *th = t->threads; th; th = th->next) {
 		th->hit_pending = has_pending_hit(th);
-		leave_scratch(th);
+		if (!th->hit_pending)
+			leave_scratch(th);
 	}
 	for (struct process *p = t->procs; p; p = p->next) {
 		struct thread *hands = held_thread_of(t, p);

@@ -112,7 +112,11 @@ plant_symbol(void *ctx, const char *name, uint64_t value, uint64_t size)
 		    cmp_entry);
 	if (!e || (e->tag == TAG_RBRK && !c->m->system))
 		return 0;
-	r = bp_aspace_insert(c->p->as, c->tid, c->bias + value, e->tag, &pending);
+	/* Event entries get a jump pad where they allow one (the cheapest stop); the rest an int3. */
+	if (e->tag >= 0 && c->t->pads)
+		r = bp_aspace_insert_entry(c->p->as, c->tid, c->bias + value, size, e->tag, &pending);
+	else
+		r = bp_aspace_insert(c->p->as, c->tid, c->bias + value, e->tag, &pending);
 	if (pending) {
 		struct thread *th = thread_find(c->t, c->tid);
 		if (th)

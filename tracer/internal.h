@@ -40,7 +40,9 @@ struct thread {
 	 */
 	uint64_t rehit_addr, rehit_sp;
 	struct rpb_ring *ring;	/* its last events; NULL until its first */
-	bool hit_pending;	/* detach: ran an int3 whose SIGTRAP is still pending */
+	bool hit_pending;	/* detach: ran an int3 whose SIGTRAP is still pending ... */
+	uint64_t hit_rewind;	/* ... and goes back to this entry once it is swallowed */
+	bool hit_pad;		/* ... from a pad: r11 comes back from the red zone */
 	struct thread *hnext;	/* tid hash chain */
 	struct thread *next;	/* list of all threads */
 	struct thread **pprev;
@@ -124,6 +126,7 @@ struct tracer {
 	char *line;		/* one JSON event */
 	size_t line_size;
 	unsigned frames, rpb_size; /* the options, defaults applied */
+	bool pads;		   /* jump pads at function entries (else int3s only) */
 	struct rpb_ring *retired;  /* rings of exited threads, newest first */
 	unsigned nretired;
 	volatile sig_atomic_t tick; /* set by the periodic timer: time for the checks */
@@ -201,6 +204,13 @@ void report_failure(struct tracer *t, const struct report *r);
 
 /* loop.c */
 int loop_handle(struct tracer *t, pid_t tid, int status);
+/*
+ * A stopped thread standing in a scratch slot is put back where it stands in the real code
+ * (stepped out of a pad's middle first). A thread that had trapped on its way there will hit
+ * the entry again for the same call: noted in rehit_addr/rehit_sp. @regs are its registers,
+ * updated. Returns 0 or -errno.
+ */
+int thread_leave_scratch(struct thread *th, struct user_regs_struct *regs);
 
 /* detach.c */
 int detach_all(struct tracer *t);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/user.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -245,6 +246,23 @@ number_threads(struct tracer *t, struct process *p)
 	return 0;
 }
 
+/* Threads that stood inside bytes a pad now displaces go on from the pad's copy of them. */
+static void
+move_into_pads(struct tracer *t, struct process *p)
+{
+	for (struct thread *th = t->threads; th; th = th->next) {
+		struct user_regs_struct regs;
+		uint64_t rip;
+
+		if (th->state == TS_RUNNING || ptrace(PTRACE_GETREGS, th->tid, 0, &regs) < 0)
+			continue;
+		if (bp_aspace_patched_fixup(p->as, regs.rip, &rip) == 0) {
+			regs.rip = rip;
+			ptrace(PTRACE_SETREGS, th->tid, 0, &regs);
+		}
+	}
+}
+
 static void
 resume_all(struct tracer *t)
 {
@@ -305,6 +323,7 @@ tracer_attach(struct tracer *t, pid_t pid)
 		r = -ENOEXEC; /* nothing to trace: a static binary without symbols */
 	if (r < 0)
 		goto fail;
+	move_into_pads(t, p);
 	t->attached = true;
 	t->main_pid = pid;
 	t->wake_tid = pid;

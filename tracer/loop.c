@@ -193,27 +193,65 @@ on_gone(struct tracer *t, struct thread *th, int status)
 	thread_remove(t, th);
 }
 
-/*
- * A thread about to take a signal while inside a scratch slot is put back where it stands in
- * the real code: the signal frame must not hold a scratch address (detach unmaps them).
- */
-static void
-leave_scratch(struct thread *th, struct user_regs_struct *regs)
+/* Single-steps a thread (stopped) by one instruction; a signal met meanwhile is kept. */
+static int
+step(struct thread *th, struct user_regs_struct *regs)
+{
+	int status;
+
+	if (ptrace(PTRACE_SINGLESTEP, th->tid, 0, 0) < 0)
+		return -errno;
+	for (;;) {
+		if (waitpid(th->tid, &status, __WALL) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (!WIFSTOPPED(status))
+			return -ESRCH;
+		if ((status >> 16) == 0 && WSTOPSIG(status) != SIGTRAP) {
+			th->pending_sig = WSTOPSIG(status); /* delivered at the next resume */
+			if (ptrace(PTRACE_SINGLESTEP, th->tid, 0, 0) < 0)
+				return -errno;
+			continue;
+		}
+		break;
+	}
+	return ptrace(PTRACE_GETREGS, th->tid, 0, regs) < 0 ? -errno : 0;
+}
+
+/* A pad's sequence is a handful of instructions: a bound against surprises. */
+#define MAX_PAD_STEPS 8
+
+int
+thread_leave_scratch(struct thread *th, struct user_regs_struct *regs)
 {
 	struct process *p = th->proc;
-	const struct bp_breakpoint *bp;
 	uint64_t rip;
+	bool trapped;
+	int r = -ENOENT;
 
-	if (!p->as || !bp_aspace_in_scratch(p->as, regs->rip) ||
-	    bp_aspace_scratch_fixup(p->as, regs->rip, &rip) < 0)
-		return;
-	bp = bp_aspace_lookup(p->as, rip);
-	if (bp && bp->slot == regs->rip) {
+	if (!p || !p->as)
+		return 0;
+	for (int n = 0; n <= MAX_PAD_STEPS; n++) {
+		r = bp_aspace_scratch_fixup(p->as, regs->rip, &rip, &trapped);
+		if (r != -EAGAIN)
+			break;
+		r = step(th, regs); /* the middle of a pad: no place in the original stands for it */
+		if (r < 0)
+			return r;
+		r = -EAGAIN;
+	}
+	if (r == -ENOENT)
+		return 0; /* not in a slot */
+	if (r < 0)
+		return r;
+	if (trapped) {
 		th->rehit_addr = rip;
 		th->rehit_sp = regs->rsp;
 	}
 	regs->rip = rip;
-	ptrace(PTRACE_SETREGS, th->tid, 0, regs);
+	return ptrace(PTRACE_SETREGS, th->tid, 0, regs) < 0 ? -errno : 0;
 }
 
 static int
@@ -222,7 +260,8 @@ on_signal(struct tracer *t, struct thread *th, int sig)
 	struct user_regs_struct regs;
 
 	if (th->proc && ptrace(PTRACE_GETREGS, th->tid, 0, &regs) == 0) {
-		leave_scratch(th, &regs);
+		/* The signal frame must not hold a scratch address: detach would unmap it. */
+		thread_leave_scratch(th, &regs);
 		if (th->proc->record) {
 			uint64_t stack[STACK_COPY / 8], pcs[TRACER_MAX_FRAMES];
 			int len = t->frames > 1 ? bp_stack_copy(th->tid, regs.rsp, stack, sizeof(stack))
@@ -255,9 +294,11 @@ record_hit(struct tracer *t, struct thread *th, const struct bp_breakpoint *bp,
 	int len;
 	unsigned n;
 
-	at.rip = bp->addr; /* the int3 moved it one byte on */
+	at.rip = bp->addr; /* the int3 moved it on; a pad keeps rsp as it was at the entry */
 	if (t->frames > 1)
 		len = bp_stack_copy(th->tid, at.rsp, stack, sizeof(stack));
+	else if (bp->insn.kind == BP_RESUME_PAD)
+		stack[0] = regs->r11, len = 8; /* the pad loaded [rsp] there: no read at all */
 	else /* one word: pread is the cheapest syscall for it */
 		len = bp_mem_read(bp_aspace_memfd(p->as), at.rsp, stack, 8) == 0 ? 8 : -EFAULT;
 	if (bp->tag == TAG_POINT) {
@@ -333,6 +374,8 @@ on_breakpoint(struct tracer *t, struct thread *th, struct bp_breakpoint *bp,
 	} else if (p->record && !rehit) {
 		record_hit(t, th, bp, regs);
 	}
+	if (bp->insn.kind == BP_RESUME_PAD)
+		return thread_resume(t, th, 0); /* it goes on from the trap: no register to set */
 	r = bp_breakpoint_resume(p->as, bp, regs);
 	return resume_at(t, th, regs, r);
 }
@@ -345,7 +388,7 @@ on_trap(struct tracer *t, struct thread *th)
 
 	if (ptrace(PTRACE_GETREGS, th->tid, 0, &regs) < 0)
 		return errno == ESRCH ? 0 : -errno;
-	bp = th->proc && th->proc->as ? bp_aspace_lookup(th->proc->as, regs.rip - 1) : NULL;
+	bp = th->proc && th->proc->as ? bp_aspace_lookup_trap(th->proc->as, regs.rip) : NULL;
 	if (!bp)
 		return on_signal(t, th, SIGTRAP); /* a real SIGTRAP: the program's */
 	return on_breakpoint(t, th, bp, &regs);

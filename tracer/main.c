@@ -29,6 +29,7 @@ enum {
 	OPT_FAIL_ON_EXIT,
 	OPT_HANG_TIMEOUT,
 	OPT_REPORT_DIR,
+	OPT_NO_PADS,
 };
 
 static struct tracer *the_tracer;
@@ -75,6 +76,7 @@ usage(int status)
 		   "      --hang-timeout S  no progress for S seconds is a failure (a hang)\n"
 		   "      --report-dir DIR  failure reports go to DIR (default\n"
 		   "                        $XDG_STATE_HOME/aviso/reports)\n"
+		   "      --no-pads         an int3 at every function entry: no jump pads\n"
 		   "  -h, --help            this text\n",
 		TRACER_MAX_FRAMES, TRACER_DEFAULT_FRAMES, TRACER_DEFAULT_RPB);
 	exit(status);
@@ -232,6 +234,7 @@ main(int argc, char **argv)
 		{"fail-on-exit", no_argument, NULL, OPT_FAIL_ON_EXIT},
 		{"hang-timeout", required_argument, NULL, OPT_HANG_TIMEOUT},
 		{"report-dir", required_argument, NULL, OPT_REPORT_DIR},
+		{"no-pads", no_argument, NULL, OPT_NO_PADS},
 		{NULL, 0, NULL, 0},
 	};
 	struct tracer_options opt = {0};
@@ -277,6 +280,9 @@ main(int argc, char **argv)
 			break;
 		case OPT_REPORT_DIR:
 			opt.report_dir = optarg;
+			break;
+		case OPT_NO_PADS:
+			opt.no_pads = true;
 			break;
 		case 'h':
 			usage(0);

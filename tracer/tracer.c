@@ -28,6 +28,7 @@ tracer_create(const struct tracer_options *opt, struct tracer **ret_tracer)
 		t->frames = TRACER_MAX_FRAMES;
 	t->rpb_size = opt->rpb_size ? opt->rpb_size : TRACER_DEFAULT_RPB;
 	t->exit_override = -1;
+	t->pads = !opt->no_pads;
 	t->point_found = calloc(opt->npoints ? opt->npoints : 1, sizeof(*t->point_found));
 	t->line_size = 8192;
 	t->line = malloc(t->line_size);

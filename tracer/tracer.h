@@ -28,6 +28,7 @@ struct tracer_options {
 	const struct bp_point *points; /* --points: parsed AVISOPOINTS entries (caller's) */
 	size_t npoints;
 	char *const *argv;     /* the program's command line, for reports */
+	bool no_pads;	       /* --no-pads: an int3 at every function entry, no jump pad */
 };
 
 #define TRACER_DEFAULT_FRAMES 5

@@ -132,6 +132,42 @@ START_TEST(plan_refusals)
 }
 END_TEST
 
+START_TEST(pad_plans)
+{
+	/* glibc 2.36's pthread_mutex_lock: mov 0x10(%rdi),%eax; mov %eax,%edx; and ... */
+	static const uint8_t lock[16] = {0x8b, 0x47, 0x10, 0x89, 0xc2, 0x81, 0xe2, 0x7f, 0x01};
+	/* pthread_spin_lock: lock decl (%rdi); jne: a branch among the first 5 bytes */
+	static const uint8_t spin[16] = {0xf0, 0xff, 0x0f, 0x75, 0x0b};
+	/* mov 0x100(%rip),%rax: re-aimed in the pad's body */
+	static const uint8_t riprel[16] = {0x48, 0x8b, 0x05, 0x00, 0x01, 0x00, 0x00};
+	const uint64_t slot = ADDR + 0x10000;
+	uint8_t patch[BP_PAD_MAX];
+	struct bp_insn p;
+	uint64_t back;
+	int32_t rel;
+
+	ck_assert_int_eq(bp_insn_plan_pad(lock, 16, ADDR, slot, &p), 0);
+	ck_assert_int_eq(p.kind, BP_RESUME_PAD);
+	ck_assert_uint_eq(p.len, 5);
+	ck_assert_uint_eq(p.ninsn, 2);
+	ck_assert_uint_eq(p.code[BP_PAD_TRAP], 0xcc);
+	ck_assert_mem_eq(p.code + BP_PAD_BODY, lock, 5);
+	memcpy(&back, p.code + BP_PAD_BODY + 5 + 6, 8);
+	ck_assert_uint_eq(back, ADDR + 5);
+	bp_insn_pad_patch(&p, ADDR, slot, patch);
+	ck_assert_uint_eq(patch[0], 0xe9);
+	memcpy(&rel, patch + 1, 4);
+	ck_assert_uint_eq(ADDR + 5 + (uint64_t)(int64_t)rel, slot);
+
+	ck_assert_int_eq(bp_insn_plan_pad(spin, 16, ADDR, slot, &p), -ENOTSUP);
+
+	ck_assert_int_eq(bp_insn_plan_pad(riprel, 16, ADDR, slot, &p), 0);
+	memcpy(&rel, p.code + BP_PAD_BODY + 3, 4);
+	ck_assert_int_eq(rel, 0x100 - 0x10000 - BP_PAD_BODY); /* the same target, from the body */
+	ck_assert_uint_eq(slot + BP_PAD_BODY + 7 + (uint64_t)(int64_t)rel, ADDR + 7 + 0x100);
+}
+END_TEST
+
 START_TEST(conditions_from_flags)
 {
 	const uint64_t CF = 0x1, ZF = 0x40, SF = 0x80, OF = 0x800;
@@ -361,8 +397,9 @@ START_TEST(aspace_plant_hit_resume_restore)
 	struct user_regs_struct regs;
 	uint64_t rip;
 	ck_assert_int_eq(ptrace(PTRACE_GETREGS, pid, 0, &regs), 0);
+	bool trapped;
 	if (bp_aspace_in_scratch(as, regs.rip)) {
-		ck_assert_int_eq(bp_aspace_scratch_fixup(as, regs.rip, &rip), 0);
+		ck_assert_int_eq(bp_aspace_scratch_fixup(as, regs.rip, &rip, &trapped), 0);
 		ck_assert(rip >= addr && rip < addr + 16);
 		regs.rip = rip;
 		ck_assert_int_eq(ptrace(PTRACE_SETREGS, pid, 0, &regs), 0);
@@ -374,6 +411,109 @@ START_TEST(aspace_plant_hit_resume_restore)
 	ck_assert_mem_eq(after, before, sizeof(before));
 
 	/* The child still runs correctly, untraced. */
+	ck_assert_int_eq(ptrace(PTRACE_DETACH, pid, 0, 0), 0);
+	usleep(20000);
+	ck_assert_int_eq(kill(pid, 0), 0);
+	bp_aspace_unref(as);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+END_TEST
+
+/* A function whose entry takes a pad: mov $1,%eax (5 bytes), then room to scan. */
+__asm__(".text\n.globl pad_target\n.type pad_target,@function\npad_target:\n"
+	"\tmov $1,%eax\n\tadd %eax,(%rdi)\n\tret\n\t.fill 24,1,0x90\n"
+	".size pad_target,.-pad_target\n");
+void pad_target(volatile int *counter);
+#define PAD_TARGET_SIZE 32
+
+static void __attribute__((noreturn))
+pad_child_loop(void)
+{
+	static volatile int counter;
+
+	for (;;)
+		pad_target(&counter);
+}
+
+START_TEST(aspace_pad_hit_and_restore)
+{
+	const uint64_t addr = (uint64_t)(uintptr_t)pad_target;
+	struct user_regs_struct regs;
+	struct bp_breakpoint *bp;
+	struct bp_aspace *as;
+	uint8_t before[PAD_TARGET_SIZE], after[PAD_TARGET_SIZE];
+	int pending, status, hits = 0;
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		pad_child_loop();
+	ck_assert_int_eq(ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_EXITKILL), 0);
+	ck_assert_int_eq(ptrace(PTRACE_INTERRUPT, pid, 0, 0), 0);
+	ck_assert_int_eq(waitpid(pid, &status, __WALL), pid);
+	ck_assert_int_eq(bp_aspace_create(pid, &as), 0);
+	ck_assert_int_gt(bp_aspace_refresh(as, NULL, NULL), 0);
+	ck_assert_int_eq(bp_mem_read(bp_aspace_memfd(as), addr, before, sizeof(before)), 0);
+	/* The child may stand inside the bytes the pad displaces: move it into the pad. */
+	ck_assert_int_eq(bp_aspace_insert_entry(as, pid, addr, PAD_TARGET_SIZE, 7, &pending), 0);
+	bp = bp_aspace_lookup(as, addr);
+	ck_assert_ptr_nonnull(bp);
+	ck_assert_int_eq(bp->insn.kind, BP_RESUME_PAD);
+	ck_assert_int_eq(bp_aspace_read(as, addr, after, sizeof(after)), 0);
+	ck_assert_mem_eq(after, before, sizeof(before)); /* hidden from our reads */
+	ck_assert_int_eq(ptrace(PTRACE_GETREGS, pid, 0, &regs), 0);
+	uint64_t moved;
+	if (bp_aspace_patched_fixup(as, regs.rip, &moved) == 0) {
+		regs.rip = moved;
+		ck_assert_int_eq(ptrace(PTRACE_SETREGS, pid, 0, &regs), 0);
+	}
+
+	/* Each hit: the return address is in r11, and the thread goes on with no register set. */
+	ck_assert_int_eq(ptrace(PTRACE_CONT, pid, 0, 0), 0);
+	for (; hits < 200; hits++) {
+		ck_assert_int_eq(waitpid(pid, &status, __WALL), pid);
+		ck_assert_int_eq(WSTOPSIG(status), SIGTRAP);
+		ck_assert_int_eq(ptrace(PTRACE_GETREGS, pid, 0, &regs), 0);
+		ck_assert_ptr_eq(bp_aspace_lookup_trap(as, regs.rip), bp);
+		ck_assert_uint_eq(regs.rip, bp->slot + BP_PAD_RESTORE);
+		uint64_t ret;
+		ck_assert_int_eq(bp_mem_read(bp_aspace_memfd(as), regs.rsp, &ret, 8), 0);
+		ck_assert_uint_eq(regs.r11, ret);
+		ck_assert_int_eq(ptrace(PTRACE_CONT, pid, 0, 0), 0);
+	}
+
+	/* Stop it, step it out of the middle of the pad if need be, restore, unmap. */
+	ck_assert_int_eq(ptrace(PTRACE_INTERRUPT, pid, 0, 0), 0);
+	for (;;) {
+		ck_assert_int_eq(waitpid(pid, &status, __WALL), pid);
+		if ((status >> 16) == PTRACE_EVENT_STOP)
+			break;
+		ck_assert_int_eq(ptrace(PTRACE_CONT, pid, 0, 0), 0); /* a last hit */
+	}
+	for (int n = 0;; n++) {
+		uint64_t rip;
+		bool trapped;
+		int r;
+
+		ck_assert_int_eq(ptrace(PTRACE_GETREGS, pid, 0, &regs), 0);
+		r = bp_aspace_scratch_fixup(as, regs.rip, &rip, &trapped);
+		if (r == -ENOENT)
+			break;
+		if (r == 0) {
+			regs.rip = rip;
+			ck_assert_int_eq(ptrace(PTRACE_SETREGS, pid, 0, &regs), 0);
+			break;
+		}
+		ck_assert_int_eq(r, -EAGAIN);
+		ck_assert_int_lt(n, 8);
+		ck_assert_int_eq(ptrace(PTRACE_SINGLESTEP, pid, 0, 0), 0);
+		ck_assert_int_eq(waitpid(pid, &status, __WALL), pid);
+	}
+	ck_assert_int_eq(bp_aspace_remove_all(as), 0);
+	ck_assert_int_eq(bp_aspace_unmap_scratch(as, pid, &pending), 0);
+	ck_assert_int_eq(bp_mem_read(bp_aspace_memfd(as), addr, after, sizeof(after)), 0);
+	ck_assert_mem_eq(after, before, sizeof(before));
 	ck_assert_int_eq(ptrace(PTRACE_DETACH, pid, 0, 0), 0);
 	usleep(20000);
 	ck_assert_int_eq(kill(pid, 0), 0);
@@ -413,11 +553,13 @@ breakpoints_suite(void)
 	tcase_add_test(plans, plan_refusals);
 	tcase_add_test(plans, relocated_copy_runs);
 	tcase_add_test(plans, conditions_from_flags);
+	tcase_add_test(plans, pad_plans);
 	tcase_add_test(plans, jumps_back_to_the_entry);
 	tcase_add_test(files, elf_symbols_and_build_id);
 	tcase_add_test(files, symbolize_own_code);
 	tcase_add_test(files, mem_errors);
 	tcase_add_test(live, aspace_plant_hit_resume_restore);
+	tcase_add_test(live, aspace_pad_hit_and_restore);
 	tcase_set_timeout(live, 60);
 	suite_add_tcase(s, plans);
 	suite_add_tcase(s, files);
