@@ -1,12 +1,12 @@
 /* aba_stack.c: ABA on a lock-free stack (Treiber stack, compare-and-swap on the top).
  *
  * The scanner reads top = A and A->next = B, reserves budget for A, then swings the top from
- * A to B with a CAS. If meanwhile the mover pops A, pops B and retires it (B goes back to the
- * free pool), then pushes A back, the top is A again: the scanner's CAS succeeds and makes
- * the retired B the top of the stack. The final check finds a retired node on the stack.
+ * A to B with a CAS. If meanwhile the mover pops A and B and pushes A back, the top is A
+ * again: the scanner's CAS succeeds and makes B, which the mover owns and retires to the free
+ * pool, the top of the stack. The final check finds a retired node on the stack.
  *
  *   scanner: old = top; next = old->next;  ...reserve...;  CAS(&top, old, next);
- *   mover:             a = pop(); b = pop(); retire(b); push(a);
+ *   mover:             a = pop(); b = pop(); push(a); retire(b);
  *
  * Exit: 0 when the bug did not show, SIGABRT (assert: retired node on the stack) when it did.
  * Fix: tagged pointers (version counter in the CAS), hazard pointers, or a lock. */
@@ -103,10 +103,10 @@ static void *mover(void *arg)
     zoo_other_work(12);
     struct node *a = pop();
     struct node *b = pop();
-    if (b)
-        retire(b); /* BUG: B goes back to the pool ... */
     if (a)
-        push(a); /* ... and A is back on top: ABA */
+        push(a); /* BUG: A is back on top: ABA ... */
+    if (b)
+        retire(b); /* ... and B goes back to the pool */
     __atomic_store_n(&moved, 1, __ATOMIC_RELEASE);
     return NULL;
 }

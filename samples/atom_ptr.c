@@ -24,6 +24,8 @@ struct log {
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct log *g_log; /* NULL once closed */
+static pthread_mutex_t stats_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long events_logged;
 static pthread_barrier_t start;
 
 static void *logger(void *arg)
@@ -42,6 +44,9 @@ static void *logger(void *arg)
         memcpy(g_log->buf + g_log->len % 4000, line, (size_t)len); /* BUG: ... then use */
         g_log->len += (size_t)len;
         pthread_mutex_unlock(&log_mu);
+        pthread_mutex_lock(&stats_mu);
+        events_logged++;
+        pthread_mutex_unlock(&stats_mu);
         usleep(400); /* wait for the next event */
     }
     return NULL;

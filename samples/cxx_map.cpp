@@ -29,6 +29,8 @@ struct Session {
 static std::mutex mu;
 static std::map<int, Session> sessions;
 static std::atomic<bool> evicted{false};
+static std::mutex stats_mu;
+static long pages_served;
 static pthread_barrier_t start;
 
 static void handler(int id)
@@ -46,6 +48,10 @@ static void handler(int id)
         {
             std::lock_guard<std::mutex> g(mu);
             sessions.at(id).hits++; // BUG: ... then act; throws when evicted in between
+        }
+        {
+            std::lock_guard<std::mutex> g(stats_mu);
+            pages_served++;
         }
         usleep(400); // next request
     }

@@ -22,6 +22,8 @@ struct account {
 
 static struct account a = {PTHREAD_MUTEX_INITIALIZER, 100000};
 static struct account b = {PTHREAD_MUTEX_INITIALIZER, 0};
+static pthread_mutex_t journal_mu = PTHREAD_MUTEX_INITIALIZER;
+static long journal_entries;
 static int audited; /* written with __atomic builtins */
 static pthread_barrier_t start;
 
@@ -36,6 +38,9 @@ static void *teller(void *arg)
         b.balance += 10;
         pthread_mutex_unlock(&b.mu);
         pthread_mutex_unlock(&a.mu);
+        pthread_mutex_lock(&journal_mu);
+        journal_entries++;
+        pthread_mutex_unlock(&journal_mu);
         usleep(400); /* wait for the next transfer */
     }
     return NULL;

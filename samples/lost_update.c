@@ -26,6 +26,8 @@ static pthread_mutex_t q_mu = PTHREAD_MUTEX_INITIALIZER;
 static int next_job;
 static int trailer_written;
 static _Atomic long bytes_total;
+static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned out_sum;
 static pthread_barrier_t start;
 
 static void *compressor(void *arg)
@@ -38,8 +40,11 @@ static void *compressor(void *arg)
         if (job < 0)
             break;
         long seen = atomic_load(&bytes_total); /* BUG: read ... */
-        zoo_crunch(5000u + (unsigned)job);
+        unsigned h = zoo_crunch(5000u + (unsigned)job);
         usleep(60); /* compress: the window */
+        pthread_mutex_lock(&out_mu);
+        out_sum ^= h; /* write the compressed block */
+        pthread_mutex_unlock(&out_mu);
         atomic_store(&bytes_total, seen + JOB_BYTES); /* BUG: ... modify, write */
         pthread_mutex_lock(&q_mu);
         int done = trailer_written;

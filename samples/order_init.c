@@ -24,6 +24,8 @@ struct config {
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int server_up;
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static int attempts;
 static struct config *g_cfg; /* initialized by main after announcing the server */
 static pthread_barrier_t start;
 
@@ -40,7 +42,10 @@ static void *client(void *arg)
             pthread_mutex_unlock(&mu);
             return (void *)(long)port;
         }
-        usleep(500); /* poll again */
+        pthread_mutex_lock(&log_mu);
+        attempts++; /* log the failed attempt */
+        pthread_mutex_unlock(&log_mu);
+        usleep(700); /* poll again */
     }
 }
 

@@ -2,11 +2,12 @@
  * insert under the write lock, no re-check).
  *
  * The request thread looks the "codec" entry up in the registry and, when it is missing,
- * builds it and inserts it. The reloader removes the entry and rebuilds it the same way. When
- * the request thread's lookup falls between the reloader's removal and its insertion, both
- * build and both insert: the registry holds the key twice.
+ * builds it and inserts it. The reloader removes the entry, rebuilds it and inserts it, also
+ * without looking again. When the request thread's lookup falls between the reloader's removal
+ * and its insertion, both build and both insert: the registry holds the key twice.
  *
  *   get_or_create: rdlock; e = lookup(k); unlock;  if (!e) { ...build...; wrlock; insert(k); unlock; }
+ *   reloader:      wrlock; remove(k); unlock;  ...build...;  wrlock; insert(k); unlock;
  *
  * Exit: 0 when the bug did not show, exit code 2 (duplicate entry) when it did.
  * Fix: look up again under the write lock before inserting. */
@@ -28,6 +29,8 @@ static pthread_rwlock_t reg_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct entry reg[MAXENT];
 static int nreg;
 static int reloaded;
+static pthread_mutex_t stats_mu = PTHREAD_MUTEX_INITIALIZER;
+static long requests_served;
 static pthread_barrier_t start;
 
 static struct entry *lookup(const char *key)
@@ -36,6 +39,15 @@ static struct entry *lookup(const char *key)
         if (strcmp(reg[i].key, key) == 0)
             return &reg[i];
     return NULL;
+}
+
+static void insert(const char *key, unsigned value)
+{
+    if (nreg < MAXENT) {
+        reg[nreg].key = key;
+        reg[nreg].value = value;
+        nreg++;
+    }
 }
 
 static unsigned get_or_create(const char *key)
@@ -49,11 +61,7 @@ static unsigned get_or_create(const char *key)
     v = zoo_crunch(3000);
     usleep(100); /* build the entry: the window */
     pthread_rwlock_wrlock(&reg_lock);
-    if (nreg < MAXENT) { /* BUG: ... insert without looking again */
-        reg[nreg].key = key;
-        reg[nreg].value = v;
-        nreg++;
-    }
+    insert(key, v); /* BUG: ... insert without looking again */
     pthread_rwlock_unlock(&reg_lock);
     return v;
 }
@@ -64,7 +72,10 @@ static void *requests(void *arg)
     unsigned sum = 0;
     while (!__atomic_load_n(&reloaded, __ATOMIC_ACQUIRE)) {
         sum += get_or_create("codec");
-        usleep(500); /* next request */
+        pthread_mutex_lock(&stats_mu);
+        requests_served++;
+        pthread_mutex_unlock(&stats_mu);
+        usleep(800); /* next request */
     }
     return (void *)(unsigned long)sum;
 }
@@ -78,7 +89,11 @@ static void *reloader(void *arg)
     if (e)
         *e = reg[--nreg]; /* remove the stale entry */
     pthread_rwlock_unlock(&reg_lock);
-    get_or_create("codec"); /* BUG: races with the request thread's get_or_create */
+    unsigned v = zoo_crunch(3000);
+    usleep(100); /* rebuild the entry: the window */
+    pthread_rwlock_wrlock(&reg_lock);
+    insert("codec", v); /* BUG: races with the request thread's get_or_create */
+    pthread_rwlock_unlock(&reg_lock);
     __atomic_store_n(&reloaded, 1, __ATOMIC_RELEASE);
     return NULL;
 }
