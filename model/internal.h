@@ -18,16 +18,16 @@ struct prng {
 	uint64_t s[4];
 };
 
-void prng_seed(struct prng *r, uint64_t seed);
-uint64_t prng_next(struct prng *r);
+void model_prng_seed(struct prng *r, uint64_t seed);
+uint64_t model_prng_next(struct prng *r);
 /* Uniform in [0, 1). */
-double prng_unit(struct prng *r);
+double model_prng_unit(struct prng *r);
 /* Gamma(shape, 1), shape > 0 (Marsaglia and Tsang). */
-double prng_gamma(struct prng *r, double shape);
+double model_prng_gamma(struct prng *r, double shape);
 /* Beta(a, b), a, b > 0. */
-double prng_beta(struct prng *r, double a, double b);
+double model_prng_beta(struct prng *r, double a, double b);
 /* splitmix64 step: a well-mixed function of @x (seeds derived from seeds). */
-uint64_t prng_mix(uint64_t x);
+uint64_t model_prng_mix(uint64_t x);
 
 /* ---- the store (store.c): the only file that includes lmdb.h ---- */
 
@@ -38,33 +38,34 @@ struct store_txn;
  * Opens the environment of directory @dir (created if missing). One environment per directory
  * per process: a second open of the same directory shares it (reference counted).
  */
-int store_open(const char *dir, size_t map_size, bool no_sync, struct store **ret_store);
-void store_close(struct store *s);
+int model_store_open(const char *dir, size_t map_size, bool no_sync, struct store **ret_store);
+void model_store_close(struct store *s);
 
 /* A transaction body: returns >= 0 to commit (a write) and keep going, -errno to abort. */
 typedef int (*store_fn)(struct store_txn *t, void *arg);
 
 /* Runs @fn in one read-only transaction; returns what @fn returned. Never waits for writers. */
-int store_read(struct store *s, store_fn fn, void *arg);
+int model_store_read(struct store *s, store_fn fn, void *arg);
 /*
  * Runs @fn in one write transaction and commits it when @fn returns >= 0. When the map is full,
  * the transaction is aborted, the map grown and @fn run again from scratch: @fn must reset any
  * state it keeps in @arg when it starts.
  */
-int store_write(struct store *s, store_fn fn, void *arg);
+int model_store_write(struct store *s, store_fn fn, void *arg);
 
 /* *ret_val points into the map, valid until the transaction ends. -ENOENT when absent. */
-int store_get(struct store_txn *t, const void *key, size_t klen, const void **ret_val,
-	      size_t *ret_len);
-int store_put(struct store_txn *t, const void *key, size_t klen, const void *val, size_t vlen);
+int model_store_get(struct store_txn *t, const void *key, size_t klen, const void **ret_val,
+		    size_t *ret_len);
+int model_store_put(struct store_txn *t, const void *key, size_t klen, const void *val,
+		    size_t vlen);
 
 /* Calls @fn on every key starting with @prefix, in key order; stops at @fn's first non-zero. */
-typedef int (*store_scan_fn)(const void *key, size_t klen, const void *val, size_t vlen,
-			     void *arg);
-int store_scan(struct store_txn *t, const void *prefix, size_t plen, store_scan_fn fn, void *arg);
+typedef int (*store_scan_fn)(const void *key, size_t klen, const void *val, size_t vlen, void *arg);
+int model_store_scan(struct store_txn *t, const void *prefix, size_t plen, store_scan_fn fn,
+		     void *arg);
 
 /* The store's map size now (bytes), and the bytes its data uses. */
-int store_size(struct store *s, size_t *ret_map, size_t *ret_used);
+int model_store_size(struct store *s, size_t *ret_map, size_t *ret_used);
 
 /* ---- keys (model.c): big-endian integers so scans run in numeric order ---- */
 
@@ -92,27 +93,27 @@ struct key {
 	size_t n;
 };
 
-void key_prog(struct key *k, uint32_t prog, char tag);
-void key_u32(struct key *k, uint32_t v);
-void key_u64(struct key *k, uint64_t v);
-uint32_t key_get_u32(const void *p);
-uint64_t key_get_u64(const void *p);
+void model_key_prog(struct key *k, uint32_t prog, char tag);
+void model_key_u32(struct key *k, uint32_t v);
+void model_key_u64(struct key *k, uint64_t v);
+uint32_t model_key_get_u32(const void *p);
+uint64_t model_key_get_u64(const void *p);
 
 /* ---- RPB preparation and pairs (pairs.c) ---- */
 
 /* An RPB in sequence order with its sites numbered locally (0..n_sites-1, sorted by string). */
 struct rpb {
 	size_t n;
-	uint32_t *site;		 /* local site index of each event */
-	uint32_t *thread;	 /* thread of each event */
+	uint32_t *site;	  /* local site index of each event */
+	uint32_t *thread; /* thread of each event */
 	size_t n_sites;
-	const char **sites;	 /* unique site strings, sorted; borrowed from the events */
-	const char **wheres;	 /* a where string for each site, or NULL; borrowed */
+	const char **sites;  /* unique site strings, sorted; borrowed from the events */
+	const char **wheres; /* a where string for each site, or NULL; borrowed */
 };
 
-/* Sorts @ev by seq (stable) and numbers its sites. Free with rpb_fini(). */
-int rpb_init(struct rpb *r, const struct model_event *ev, size_t n);
-void rpb_fini(struct rpb *r);
+/* Sorts @ev by seq (stable) and numbers its sites. Free with model_rpb_fini(). */
+int model_rpb_init(struct rpb *r, const struct model_event *ev, size_t n);
+void model_rpb_fini(struct rpb *r);
 
 /* An ordered pair of (local or store) site indices, and how often it was seen. */
 struct pair {
@@ -126,35 +127,35 @@ struct pair {
  * sorted by (b, a), each with its number of occurrences. *ret_pairs is malloc'd; returns the
  * number of pairs or -ENOMEM.
  */
-long pairs_extract(const uint32_t *site, const uint32_t *thread, size_t n, unsigned window,
-		   bool intervening_rule, struct pair **ret_pairs);
+long model_pairs_extract(const uint32_t *site, const uint32_t *thread, size_t n, unsigned window,
+			 bool intervening_rule, struct pair **ret_pairs);
 
 /* Jaccard similarity of two sorted sets of site ids: |A n B| / |A u B|, 1 when both empty. */
-double sites_similarity(const uint32_t *x, size_t nx, const uint32_t *y, size_t ny);
+double model_sites_similarity(const uint32_t *x, size_t nx, const uint32_t *y, size_t ny);
 
 /* ---- statistics (stats.c): AVISO.md sections 4 and 5, pure ---- */
 
 /* OI(B,A) = f(A,B) / (f(A,B) + f(B,A)); 0.5 when both are 0. */
-double stat_oi(uint64_t f_ab, uint64_t f_ba);
+double model_stat_oi(uint64_t f_ab, uint64_t f_ba);
 /*
  * CI(B,A) = 1 - f(B,A) / (sum_{y != A} f(B,y) + sum_{x != B} f(x,A)), from f(B,A), the row
  * sum of B and the column sum of A; 0.5 when the denominator is 0; clamped to [0, 1].
  */
-double stat_ci(uint64_t f_ba, uint64_t row_b, uint64_t col_a);
+double model_stat_ci(uint64_t f_ba, uint64_t row_b, uint64_t col_a);
 /* FC(B,A) = F(B,A) / F; 0 when F is 0. */
-double stat_fc(uint64_t failing_with, uint64_t class_failures);
+double model_stat_fc(uint64_t failing_with, uint64_t class_failures);
 /* The paper's weight: rank before any use, rank * exp(8 (1 - FR) - 0.7) + 0.001 after. */
-double stat_weight_paper(double rank, uint64_t runs, uint64_t failures);
+double model_stat_weight_paper(double rank, uint64_t runs, uint64_t failures);
 /* Pearson chi-square of {{a, b}, {c, d}} without Yates' correction; 0 when a margin is 0. */
-double stat_chi2(uint64_t a, uint64_t b, uint64_t c, uint64_t d);
+double model_stat_chi2(uint64_t a, uint64_t b, uint64_t c, uint64_t d);
 /* Effective: chi2 of {baseline, constraint} x {failed, succeeded} > 3.84, rate below baseline. */
-bool stat_effective(uint64_t base_runs, uint64_t base_fail, uint64_t runs, uint64_t fail,
-		    double *ret_chi2);
+bool model_stat_effective(uint64_t base_runs, uint64_t base_fail, uint64_t runs, uint64_t fail,
+			  double *ret_chi2);
 /*
  * True when the baseline failure rate is known within +/-5% at 95% (z = 2), by the
  * Agresti-Coull interval (adds 2 failures and 2 successes, so 0 of n is not "known" at once).
  */
-bool stat_baseline_known(uint64_t runs, uint64_t failures);
+bool model_stat_baseline_known(uint64_t runs, uint64_t failures);
 
 /* ---- selection (select.c): AVISO.md section 5, pure ---- */
 
@@ -178,7 +179,7 @@ struct sel_con {
 struct sel_class {
 	uint32_t id;
 	size_t n;
-	struct sel_con *c;
+	struct sel_con *c; /* sorted by rank, highest first (thompson-max stops early) */
 };
 
 struct sel_input {
@@ -193,10 +194,134 @@ struct sel_input {
  * each class the index of one constraint in it (-1 for a class without constraints).
  * @ret_choice has n_classes entries. Deterministic in @rng's state.
  */
-bool select_run(const struct sel_input *in, struct prng *rng, long *ret_choice);
+bool model_select_run(const struct sel_input *in, struct prng *rng, long *ret_choice);
 /* Index of the best effective constraint of @c (lowest rate, then most runs), or -1. */
-long select_best_effective(const struct sel_class *c);
+long model_select_best_effective(const struct sel_class *c);
 /* The selector's deterministic weight of a constraint (what the stats page shows). */
-double select_weight(enum model_selector sel, const struct sel_con *c, double base_rate);
+double model_select_weight(enum model_selector sel, const struct sel_con *c, double base_rate);
 /* The baseline rate the selectors centre their priors on: (failures + 1) / (runs + 2). */
-double select_base_rate(uint64_t base_runs, uint64_t base_failures);
+double model_select_base_rate(uint64_t base_runs, uint64_t base_failures);
+
+/* ---- records (records.c): programs, sites, runs, classes, candidates in the store ---- */
+
+enum { OUTCOME_FAILED = 1, OUTCOME_BASELINE = 2 };
+
+struct prog_meta {
+	uint64_t gen; /* bumped by every update the choice at start reads */
+	uint64_t runs_started, runs_ended;
+	uint64_t base_runs, base_fail, con_runs, con_fail;
+	uint64_t ticks, correct;
+	uint64_t outcomes; /* next 'O' sequence number */
+	uint32_t next_site, next_class, next_con, pad;
+};
+
+struct class_rec {
+	uint64_t failures;
+	uint32_t n_sites, pad;
+	/* followed by u32 sites[n_sites], sorted */
+};
+
+struct con_rec {
+	uint32_t class_id, b, a, pad;
+	uint64_t failing_with; /* F(B,A) */
+	uint64_t runs, failures;
+};
+
+struct run_rec {
+	uint64_t seed;
+	uint64_t ticks;
+	uint8_t ended, baseline, failed, pad;
+	uint32_t n;
+	/* followed by u32 constraints[n] */
+};
+
+/* Programs whose snapshot a model keeps for /start; why 8: one server rarely serves more
+ * programs at once, and a miss only costs a rebuild. */
+#define SNAP_CACHE 8
+
+struct model {
+	struct store *store;
+	struct model_options opt;
+	pthread_mutex_t lock; /* guards rng, cache and the snapshots' refs */
+	struct prng rng;      /* the master seed's stream of run seeds */
+	struct snap *cache[SNAP_CACHE];
+};
+
+struct snap_detail {
+	struct con_rec rec;
+	uint64_t f_ab, f_ba;
+	double oi, ci, fc;
+};
+
+struct snap_class {
+	uint32_t id;
+	uint64_t failures;
+	uint32_t n_sites;
+	size_t n, cap;
+	struct sel_con *c;
+	struct snap_detail *d;
+};
+
+struct snap {
+	uint32_t prog;
+	struct prog_meta meta; /* meta.gen: the store's state it was built from */
+	uint64_t built_ns;     /* CLOCK_MONOTONIC when built */
+	int refs;	       /* the cache's and each user's; under model.lock */
+	bool rebuilding;       /* a caller is building its successor; under model.lock */
+	size_t n_classes;
+	struct snap_class *classes;
+};
+
+/* A one- and two-u32 program key ('p' prog tag x [y]). */
+struct key model_rec_key1(uint32_t prog, char tag, uint32_t x);
+struct key model_rec_key2(uint32_t prog, char tag, uint32_t x, uint32_t y);
+/* Reads a fixed-size record; -ENOENT when absent, -EIO when shorter than @size. */
+int model_rec_get(struct store_txn *t, const struct key *k, void *rec, size_t size);
+int model_rec_put(struct store_txn *t, const struct key *k, const void *rec, size_t size);
+/* A u64 counter (0 when absent), and adding to one. */
+int model_rec_count_get(struct store_txn *t, const struct key *k, uint64_t *ret);
+int model_rec_count_add(struct store_txn *t, const struct key *k, uint64_t delta);
+int model_rec_meta_get(struct store_txn *t, uint32_t prog, struct prog_meta *meta);
+int model_rec_meta_put(struct store_txn *t, uint32_t prog, const struct prog_meta *meta);
+/* The number of @prog: -ENOENT when unknown; or created when unknown. */
+int model_rec_prog_find(struct store_txn *t, const struct model_program *prog, uint32_t *ret_num);
+int model_rec_prog_find_or_create(struct store_txn *t, const struct model_program *prog,
+				  uint32_t *ret_num);
+/* Site @id's strings, pointing into the map (valid in the transaction). */
+int model_rec_site_strings(struct store_txn *t, uint32_t prog, uint32_t id, const char **ret_site,
+			   const char **ret_where);
+/* Interns every site of @rpb; @ret_ids[local] = store id. */
+int model_rec_intern_sites(struct store_txn *t, uint32_t prog, const struct rpb *rpb,
+			   struct prog_meta *meta, uint32_t *ret_ids);
+/* Parses a run id "<program>-<run>"; -EINVAL when malformed. */
+int model_rec_run_parse(const char *run, uint32_t *ret_prog, uint64_t *ret_run);
+/* Run @num of @prog as a malloc'd record; -ENOENT when unknown. */
+int model_rec_run_get(struct store_txn *t, uint32_t prog, uint64_t num, struct run_rec **ret_rec);
+uint32_t *model_rec_run_cids(struct run_rec *rec);
+int model_rec_run_put(struct store_txn *t, uint32_t prog, uint64_t num, const struct run_rec *rec);
+/* Counts one outcome of a run that loaded @cids (none: baseline) everywhere it counts. */
+int model_rec_count_outcome(struct store_txn *t, uint32_t prog, struct prog_meta *meta,
+			    const uint32_t *cids, size_t n, bool failed);
+/* Learns from a failure RPB: its class, and its candidate constraints. */
+int model_rec_learn_failure(struct store_txn *t, const struct model_options *opt, uint32_t prog,
+			    struct prog_meta *meta, const struct rpb *rpb);
+int model_rec_cmp_u32(const void *x, const void *y);
+
+/* ---- snapshots (snapshot.c): ranked models for the choice, and the statistics ---- */
+
+uint64_t model_now_ns(void);
+/* Loads program @prog's classes and constraints with their ranks, by rank in each class. */
+int model_snap_load(struct store_txn *t, uint32_t prog, struct snap *s);
+void model_snap_fini(struct snap *s);
+/* Drops a reference to heap snapshot @s (NULL is fine); frees it with the last one. */
+void model_snap_put(struct model *m, struct snap *s);
+/*
+ * A reference to the cached snapshot of @prog if it is of store state @gen or younger than the
+ * options' snapshot_ms, or if it is stale but another caller is rebuilding it; NULL when the
+ * caller is to build one (then model_snap_cache_put() it, or model_snap_cache_abort() on
+ * failure).
+ */
+struct snap *model_snap_cache_get(struct model *m, uint32_t prog, uint64_t gen);
+void model_snap_cache_abort(struct model *m, uint32_t prog);
+/* Caches @s (taking a reference), replacing an older one of its program or the oldest. */
+void model_snap_cache_put(struct model *m, struct snap *s);

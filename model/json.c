@@ -151,13 +151,14 @@ parse_event(json_object *o, struct model_event *ev, const char **ret_error)
 		return -EINVAL;
 	}
 	ev->thread = (uint32_t)x;
-	if (field_u64(o, "ns", false, &ev->ns) < 0 || field_u64(o, "tid", false, &x) < 0 ||
-	    x > INT32_MAX || (ev->tid = (int32_t)x, field_u64(o, "pid", false, &x) < 0) ||
-	    x > INT32_MAX) {
+	uint64_t tid, pid;
+	if (field_u64(o, "ns", false, &ev->ns) < 0 || field_u64(o, "tid", false, &tid) < 0 ||
+	    field_u64(o, "pid", false, &pid) < 0 || tid > INT32_MAX || pid > INT32_MAX) {
 		*ret_error = "an event's \"ns\", \"tid\" and \"pid\" must be non-negative integers";
 		return -EINVAL;
 	}
-	ev->pid = (int32_t)x;
+	ev->tid = (int32_t)tid;
+	ev->pid = (int32_t)pid;
 	if (field(o, "kind", json_type_string, &v) < 0 ||
 	    (v && model_event_kind_parse(json_object_get_string(v), &ev->kind) < 0)) {
 		*ret_error = "an event's \"kind\" must be a known kind name";
@@ -195,7 +196,7 @@ parse_events(struct model_json_doc *doc, json_object *arr, size_t *ret_n, const 
 	return 0;
 }
 
-/* Runs @parse on a freshly parsed @body; frees the document when it fails. */
+/* Ends a parse: hands @doc over when @r is 0, frees it otherwise; returns @r. */
 static int
 finish(struct model_json_doc *doc, int r, struct model_json_doc **ret_doc)
 {
@@ -343,7 +344,8 @@ model_json_parse_report(const char *body, size_t len, enum model_json_report kin
 	if (kind == MODEL_JSON_END && (r = parse_end(doc, ret_report, ret_error)) < 0)
 		goto leave;
 	r = -EINVAL;
-	if (field(doc->root, "rpb", json_type_array, &v) < 0 || (!v && kind == MODEL_JSON_CORRECT)) {
+	if (field(doc->root, "rpb", json_type_array, &v) < 0 ||
+	    (!v && kind == MODEL_JSON_CORRECT)) {
 		*ret_error = "\"rpb\" must be an array of events";
 		goto leave;
 	}
@@ -366,8 +368,8 @@ emit(json_object *o, char **ret_json)
 {
 	if (!o)
 		return -ENOMEM;
-	const char *s = json_object_to_json_string_ext(
-		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							      JSON_C_TO_STRING_NOSLASHESCAPE);
 	char *copy = s ? strdup(s) : NULL;
 	json_object_put(o);
 	if (!copy)
@@ -403,7 +405,8 @@ served_json(const struct model_served *c)
 
 	if (o && add(o, "id", json_object_new_string(c->id)) &&
 	    add(o, "class", json_object_new_int64(c->class_id)) &&
-	    add(o, "b", json_object_new_string(c->b)) && add(o, "a", json_object_new_string(c->a)) &&
+	    add(o, "b", json_object_new_string(c->b)) &&
+	    add(o, "a", json_object_new_string(c->a)) &&
 	    add(o, "b_where", json_object_new_string(c->b_where)) &&
 	    add(o, "a_where", json_object_new_string(c->a_where)) &&
 	    add(o, "delay_us", json_object_new_int64(c->delay_us)))
@@ -438,7 +441,8 @@ constraint_json(const struct model_constraint_stats *c)
 	json_object *o = json_object_new_object();
 
 	if (o && add(o, "id", json_object_new_string(c->id)) &&
-	    add(o, "b", json_object_new_string(c->b)) && add(o, "a", json_object_new_string(c->a)) &&
+	    add(o, "b", json_object_new_string(c->b)) &&
+	    add(o, "a", json_object_new_string(c->a)) &&
 	    add(o, "b_where", json_object_new_string(c->b_where)) &&
 	    add(o, "a_where", json_object_new_string(c->a_where)) &&
 	    add(o, "f_ab", json_object_new_uint64(c->f_ab)) &&
@@ -550,7 +554,8 @@ int
 model_json_format_stats(const struct model_stats *st, char **ret_json)
 {
 	json_object *o = json_object_new_object(), *arr = json_object_new_array();
-	bool ok = o && arr && add(o, "selector", json_object_new_string(model_selector_name(st->selector)));
+	bool ok = o && arr &&
+		  add(o, "selector", json_object_new_string(model_selector_name(st->selector)));
 
 	for (size_t p = 0; ok && p < st->n; p++)
 		ok = push(arr, program_json(&st->programs[p]));
@@ -594,9 +599,8 @@ parse_served(json_object *o, struct model_served *c)
 	uint64_t x;
 	int r;
 
-	if (!json_object_is_type(o, json_type_object) ||
-	    field(o, "id", json_type_string, &v) < 0 || !v ||
-	    strlen(json_object_get_string(v)) >= sizeof(c->id))
+	if (!json_object_is_type(o, json_type_object) || field(o, "id", json_type_string, &v) < 0 ||
+	    !v || strlen(json_object_get_string(v)) >= sizeof(c->id))
 		return -EINVAL;
 	strcpy(c->id, json_object_get_string(v));
 	if ((r = dup_field(o, "b", &c->b)) < 0 || (r = dup_field(o, "a", &c->a)) < 0 ||

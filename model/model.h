@@ -49,14 +49,14 @@ int model_selector_parse(const char *name, enum model_selector *ret_sel);
 
 /* Defaults of AVISO.md section 8; set by model_options_init(). */
 struct model_options {
-	unsigned window;	/* pair window: pairs (e_i, e_j) with j - i in 1..window-1; 10 */
-	bool intervening_rule;	/* paper's rule: no event of e_i's thread between e_i and e_j */
-	unsigned delay_us;	/* delay served with each constraint; 1000 */
+	unsigned window;       /* pair window: pairs (e_i, e_j) with j - i in 1..window-1; 10 */
+	bool intervening_rule; /* paper's rule: no event of e_i's thread between e_i and e_j */
+	unsigned delay_us;     /* delay served with each constraint; 1000 */
 	enum model_selector selector;
 	double class_similarity; /* a failure joins a class at or above this similarity; 0.8 */
-	size_t map_size;	/* initial LMDB map size in bytes (it grows on demand); 64 MiB */
-	bool no_sync;		/* skip fsync at commit: survives kill -9, not a power cut */
-	uint64_t seed;		/* master seed: run seeds are drawn from it in start order */
+	size_t map_size;	 /* initial LMDB map size in bytes (it grows on demand); 64 MiB */
+	bool no_sync;		 /* skip fsync at commit: survives kill -9, not a power cut */
+	uint64_t seed;		 /* master seed: run seeds are drawn from it in start order */
 	/* A start may choose on a snapshot of the model up to this old (ms) instead of the
 	 * latest: building one reads every constraint. 0 (the default): always the latest, so a
 	 * seed replays a choice exactly. */
@@ -86,18 +86,18 @@ struct model_program {
 
 /* One constraint served to a run: "after B, delay A" (AVISO.md section 3). */
 struct model_served {
-	char id[24];	 /* constraint id, unique within the program, never reused */
+	char id[24]; /* constraint id, unique within the program, never reused */
 	uint32_t class_id;
-	char *b, *a;	 /* sites, as reported */
+	char *b, *a;		 /* sites, as reported */
 	char *b_where, *a_where; /* symbolized sites, "" when unknown */
 	unsigned delay_us;
 };
 
 /* What a run uses; from model_run_start(), freed by model_plan_free(). */
 struct model_plan {
-	char run[48];	/* run id ("<program>-<run>"), for model_run_end() & co. */
-	uint64_t seed;	/* the seed the choice used; give it back to replay the choice */
-	bool baseline;	/* no constraint: a baseline run */
+	char run[48];  /* run id ("<program>-<run>"), for model_run_end() & co. */
+	uint64_t seed; /* the seed the choice used; give it back to replay the choice */
+	bool baseline; /* no constraint: a baseline run */
 	size_t n;
 	struct model_served *constraints;
 };
@@ -141,8 +141,8 @@ int model_run_tick(struct model *m, const char *run);
 struct model_constraint_stats {
 	char id[24];
 	const char *b, *a, *b_where, *a_where; /* owned by the stats */
-	uint64_t f_ab, f_ba;	 /* correct-sample counts of A then B, of B then A */
-	uint64_t failing_with;	 /* F(B,A): failures of the class whose candidates contain it */
+	uint64_t f_ab, f_ba;		       /* correct-sample counts of A then B, of B then A */
+	uint64_t failing_with; /* F(B,A): failures of the class with (B,A) a candidate */
 	double oi, ci, fc, rank;
 	double weight;		 /* the selector's deterministic weight (paper: P) */
 	uint64_t runs, failures; /* runs that loaded it, and how many of those failed */
@@ -153,9 +153,9 @@ struct model_constraint_stats {
 
 struct model_class_stats {
 	uint32_t id;
-	uint64_t failures;	/* F */
-	size_t n_sites;		/* sites of its exemplar failure */
-	size_t n;		/* constraints, sorted by weight, highest first */
+	uint64_t failures; /* F */
+	size_t n_sites;	   /* sites of its exemplar failure */
+	size_t n;	   /* constraints, sorted by weight, highest first */
 	struct model_constraint_stats *c;
 };
 
@@ -172,8 +172,8 @@ struct model_program_stats {
 	uint64_t baseline_runs, baseline_failures;
 	uint64_t constrained_runs, constrained_failures;
 	uint64_t ticks, correct_samples;
-	double baseline_rate;	/* failures / runs, 0 without runs */
-	bool baseline_known;	/* within +/-5% at 95%: the baseline share falls to 1% */
+	double baseline_rate; /* failures / runs, 0 without runs */
+	bool baseline_known;  /* within +/-5% at 95%: the baseline share falls to 1% */
 	size_t n_classes;
 	struct model_class_stats *classes;
 	size_t n_constraints, n_contenders;
@@ -194,19 +194,19 @@ int model_stats_get(struct model *m, const char *program, struct model_stats **r
 void model_stats_free(struct model_stats *stats);
 
 /* The store's map size and the bytes its data occupies. */
-int model_store_size(struct model *m, size_t *ret_map, size_t *ret_used);
+int model_disk_usage(struct model *m, size_t *ret_map, size_t *ret_used);
 
 /*
  * JSON forms (model/json.c, the json-c boundary). Parse functions return 0, or -EINVAL with
  * *ret_error set to a static message; -ENOMEM. Parsed strings point into the object parsed and
  * stay valid until the matching *_fini().
  */
-struct model_json_doc;	/* a parsed body: owns every string the parse results point to */
+struct model_json_doc; /* a parsed body: owns every string the parse results point to */
 void model_json_doc_free(struct model_json_doc *doc);
 
 struct model_start_request {
 	struct model_program prog;
-	int64_t pid;	/* 0 when absent */
+	int64_t pid;	  /* 0 when absent */
 	const char *host; /* NULL when absent */
 };
 int model_json_parse_start(const char *body, size_t len, struct model_json_doc **ret_doc,

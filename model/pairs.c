@@ -33,7 +33,7 @@ cmp_by_site(const void *x, const void *y, void *arg)
 }
 
 void
-rpb_fini(struct rpb *r)
+model_rpb_fini(struct rpb *r)
 {
 	if (!r)
 		return;
@@ -45,7 +45,7 @@ rpb_fini(struct rpb *r)
 }
 
 int
-rpb_init(struct rpb *r, const struct model_event *ev, size_t n)
+model_rpb_init(struct rpb *r, const struct model_event *ev, size_t n)
 {
 	size_t *order = NULL;
 	int ret = -ENOMEM;
@@ -89,7 +89,7 @@ rpb_init(struct rpb *r, const struct model_event *ev, size_t n)
 leave:
 	free(order);
 	if (ret < 0)
-		rpb_fini(r);
+		model_rpb_fini(r);
 	return ret;
 }
 
@@ -106,8 +106,8 @@ cmp_pair(const void *x, const void *y)
 }
 
 long
-pairs_extract(const uint32_t *site, const uint32_t *thread, size_t n, unsigned window,
-	      bool intervening_rule, struct pair **ret_pairs)
+model_pairs_extract(const uint32_t *site, const uint32_t *thread, size_t n, unsigned window,
+		    bool intervening_rule, struct pair **ret_pairs)
 {
 	size_t span = window > 1 ? window - 1 : 0, cap = n * span, m = 0;
 	struct pair *p = malloc((cap ? cap : 1) * sizeof(*p));
@@ -122,7 +122,7 @@ pairs_extract(const uint32_t *site, const uint32_t *thread, size_t n, unsigned w
 					break;
 				continue;
 			}
-			p[m++] = (struct pair){ .b = site[i], .a = site[j], .count = 1 };
+			p[m++] = (struct pair){.b = site[i], .a = site[j], .count = 1};
 		}
 	}
 	qsort(p, m, sizeof(*p), cmp_pair);
@@ -140,7 +140,7 @@ pairs_extract(const uint32_t *site, const uint32_t *thread, size_t n, unsigned w
 }
 
 double
-sites_similarity(const uint32_t *x, size_t nx, const uint32_t *y, size_t ny)
+model_sites_similarity(const uint32_t *x, size_t nx, const uint32_t *y, size_t ny)
 {
 	size_t i = 0, j = 0, inter = 0;
 

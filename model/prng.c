@@ -8,7 +8,7 @@
 #include "model/internal.h"
 
 uint64_t
-prng_mix(uint64_t x)
+model_prng_mix(uint64_t x)
 {
 	x += 0x9e3779b97f4a7c15ULL;
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -17,10 +17,10 @@ prng_mix(uint64_t x)
 }
 
 void
-prng_seed(struct prng *r, uint64_t seed)
+model_prng_seed(struct prng *r, uint64_t seed)
 {
 	for (int i = 0; i < 4; i++) {
-		seed = prng_mix(seed);
+		seed = model_prng_mix(seed);
 		r->s[i] = seed;
 	}
 	/* An all-zero state would stay zero; splitmix64 cannot give four zeros, but be sure. */
@@ -35,7 +35,7 @@ rotl(uint64_t x, int k)
 }
 
 uint64_t
-prng_next(struct prng *r)
+model_prng_next(struct prng *r)
 {
 	uint64_t *s = r->s;
 	uint64_t result = rotl(s[1] * 5, 7) * 9;
@@ -51,9 +51,9 @@ prng_next(struct prng *r)
 }
 
 double
-prng_unit(struct prng *r)
+model_prng_unit(struct prng *r)
 {
-	return (double)(prng_next(r) >> 11) * 0x1.0p-53;
+	return (double)(model_prng_next(r) >> 11) * 0x1.0p-53;
 }
 
 /* Standard normal by the polar method (one value per call; the second is dropped). */
@@ -63,20 +63,20 @@ normal(struct prng *r)
 	double u, v, s;
 
 	do {
-		u = 2.0 * prng_unit(r) - 1.0;
-		v = 2.0 * prng_unit(r) - 1.0;
+		u = 2.0 * model_prng_unit(r) - 1.0;
+		v = 2.0 * model_prng_unit(r) - 1.0;
 		s = u * u + v * v;
 	} while (s >= 1.0 || s == 0.0);
 	return u * sqrt(-2.0 * log(s) / s);
 }
 
 double
-prng_gamma(struct prng *r, double shape)
+model_prng_gamma(struct prng *r, double shape)
 {
 	/* Shape < 1: Gamma(shape) = Gamma(shape + 1) * U^(1/shape). */
 	if (shape < 1.0) {
-		double u = prng_unit(r);
-		return prng_gamma(r, shape + 1.0) * pow(u > 0 ? u : 0x1.0p-53, 1.0 / shape);
+		double u = model_prng_unit(r);
+		return model_prng_gamma(r, shape + 1.0) * pow(u > 0 ? u : 0x1.0p-53, 1.0 / shape);
 	}
 	double d = shape - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
 	for (;;) {
@@ -84,7 +84,7 @@ prng_gamma(struct prng *r, double shape)
 		if (v <= 0)
 			continue;
 		v = v * v * v;
-		double u = prng_unit(r);
+		double u = model_prng_unit(r);
 		if (u < 1.0 - 0.0331 * x * x * x * x)
 			return d * v;
 		if (u > 0 && log(u) < 0.5 * x * x + d * (1.0 - v + log(v)))
@@ -93,8 +93,8 @@ prng_gamma(struct prng *r, double shape)
 }
 
 double
-prng_beta(struct prng *r, double a, double b)
+model_prng_beta(struct prng *r, double a, double b)
 {
-	double x = prng_gamma(r, a), y = prng_gamma(r, b);
+	double x = model_prng_gamma(r, a), y = model_prng_gamma(r, b);
 	return x + y > 0 ? x / (x + y) : 0.5;
 }

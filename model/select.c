@@ -38,7 +38,7 @@ model_selector_parse(const char *name, enum model_selector *ret_sel)
 }
 
 double
-select_base_rate(uint64_t base_runs, uint64_t base_failures)
+model_select_base_rate(uint64_t base_runs, uint64_t base_failures)
 {
 	return ((double)base_failures + 1.0) / ((double)base_runs + 2.0);
 }
@@ -52,11 +52,11 @@ posterior_mean(const struct sel_con *c, double base_rate)
 }
 
 double
-select_weight(enum model_selector sel, const struct sel_con *c, double base_rate)
+model_select_weight(enum model_selector sel, const struct sel_con *c, double base_rate)
 {
 	switch (sel) {
 	case MODEL_SELECT_PAPER:
-		return stat_weight_paper(c->rank, c->runs, c->failures);
+		return model_stat_weight_paper(c->rank, c->runs, c->failures);
 	case MODEL_SELECT_THOMPSON:
 		return pow(c->rank * (1.0 - posterior_mean(c, base_rate)), SELECT_SHARPEN);
 	default:
@@ -65,7 +65,7 @@ select_weight(enum model_selector sel, const struct sel_con *c, double base_rate
 }
 
 long
-select_best_effective(const struct sel_class *c)
+model_select_best_effective(const struct sel_class *c)
 {
 	long best = -1;
 
@@ -81,8 +81,8 @@ select_best_effective(const struct sel_class *c)
 		/* Lower rate first (cross-multiplied), then more runs, then higher chi-square. */
 		double lx = (double)x->failures * (double)y->runs;
 		double ly = (double)y->failures * (double)x->runs;
-		if (lx < ly || (lx == ly && (x->runs > y->runs ||
-					     (x->runs == y->runs && x->chi2 > y->chi2))))
+		if (lx < ly ||
+		    (lx == ly && (x->runs > y->runs || (x->runs == y->runs && x->chi2 > y->chi2))))
 			best = (long)i;
 	}
 	return best;
@@ -94,7 +94,7 @@ thompson_score(const struct sel_con *c, double base_rate, struct prng *rng)
 {
 	double a = SELECT_PRIOR_RUNS * base_rate + (double)c->failures;
 	double b = SELECT_PRIOR_RUNS * (1.0 - base_rate) + (double)(c->runs - c->failures);
-	return c->rank * (1.0 - prng_beta(rng, a, b));
+	return c->rank * (1.0 - model_prng_beta(rng, a, b));
 }
 
 /* A draw proportional to @w[0..n-1]; uniform when they are all 0. */
@@ -106,8 +106,8 @@ draw_weighted(const double *w, size_t n, struct prng *rng)
 	for (size_t i = 0; i < n; i++)
 		total += w[i];
 	if (!(total > 0))
-		return (long)(prng_unit(rng) * (double)n);
-	double u = prng_unit(rng) * total;
+		return (long)(model_prng_unit(rng) * (double)n);
+	double u = model_prng_unit(rng) * total;
 	for (size_t i = 0; i < n; i++) {
 		if (u < w[i])
 			return (long)i;
@@ -116,40 +116,56 @@ draw_weighted(const double *w, size_t n, struct prng *rng)
 	return (long)n - 1; /* rounding */
 }
 
+/*
+ * Thompson sampling's argmax: the constraint of highest rank * (1 - sampled rate). The score
+ * never exceeds the rank, so in rank order the scan stops at the first rank below the best
+ * score: a few samples instead of one per candidate.
+ */
+static long
+explore_thompson_max(const struct sel_class *c, double base, struct prng *rng)
+{
+	double best = -1;
+	long pick = -1;
+
+	for (size_t i = 0; i < c->n; i++) {
+		if (pick >= 0 && c->c[i].rank <= best)
+			break;
+		double w = thompson_score(&c->c[i], base, rng);
+		if (pick < 0 || w > best) {
+			best = w;
+			pick = (long)i;
+		}
+	}
+	return pick;
+}
+
 /* Explores class @c: one draw by the selector. */
 static long
 explore(const struct sel_input *in, const struct sel_class *c, struct prng *rng)
 {
-	double base = select_base_rate(in->base_runs, in->base_failures);
-	double *w = malloc(c->n * sizeof(*w));
-	long pick = -1;
+	double base = model_select_base_rate(in->base_runs, in->base_failures);
 
+	if (in->selector == MODEL_SELECT_THOMPSON_MAX)
+		return explore_thompson_max(c, base, rng);
+	double *w = malloc(c->n * sizeof(*w));
 	if (!w) {
 		/* Out of memory: still answer; a uniform draw is a valid exploration. */
-		return (long)(prng_unit(rng) * (double)c->n);
+		return (long)(model_prng_unit(rng) * (double)c->n);
 	}
 	for (size_t i = 0; i < c->n; i++) {
-		switch (in->selector) {
-		case MODEL_SELECT_PAPER:
-			w[i] = stat_weight_paper(c->c[i].rank, c->c[i].runs, c->c[i].failures);
-			break;
-		case MODEL_SELECT_THOMPSON:
+		if (in->selector == MODEL_SELECT_PAPER)
+			w[i] =
+			    model_stat_weight_paper(c->c[i].rank, c->c[i].runs, c->c[i].failures);
+		else
 			w[i] = pow(thompson_score(&c->c[i], base, rng), SELECT_SHARPEN);
-			break;
-		default:
-			w[i] = thompson_score(&c->c[i], base, rng);
-			if (pick < 0 || w[i] > w[pick])
-				pick = (long)i;
-		}
 	}
-	if (in->selector != MODEL_SELECT_THOMPSON_MAX)
-		pick = draw_weighted(w, c->n, rng);
+	long pick = draw_weighted(w, c->n, rng);
 	free(w);
 	return pick;
 }
 
 bool
-select_run(const struct sel_input *in, struct prng *rng, long *ret_choice)
+model_select_run(const struct sel_input *in, struct prng *rng, long *ret_choice)
 {
 	bool any = false;
 
@@ -160,17 +176,17 @@ select_run(const struct sel_input *in, struct prng *rng, long *ret_choice)
 	/* Nothing learned yet: every run is a baseline run. */
 	if (!any)
 		return true;
-	double share = stat_baseline_known(in->base_runs, in->base_failures)
-			       ? SELECT_BASE_SHARE_LATE
-			       : SELECT_BASE_SHARE_EARLY;
-	if (prng_unit(rng) < share)
+	double share = model_stat_baseline_known(in->base_runs, in->base_failures)
+			   ? SELECT_BASE_SHARE_LATE
+			   : SELECT_BASE_SHARE_EARLY;
+	if (model_prng_unit(rng) < share)
 		return true;
 	for (size_t k = 0; k < in->n_classes; k++) {
 		const struct sel_class *c = &in->classes[k];
 		if (c->n == 0)
 			continue;
-		long best = select_best_effective(c);
-		if (best >= 0 && prng_unit(rng) < SELECT_EXPLOIT_SHARE)
+		long best = model_select_best_effective(c);
+		if (best >= 0 && model_prng_unit(rng) < SELECT_EXPLOIT_SHARE)
 			ret_choice[k] = best;
 		else
 			ret_choice[k] = explore(in, c, rng);

@@ -8,7 +8,7 @@
 #include "model/internal.h"
 
 double
-stat_oi(uint64_t f_ab, uint64_t f_ba)
+model_stat_oi(uint64_t f_ab, uint64_t f_ba)
 {
 	if (f_ab + f_ba == 0)
 		return 0.5;
@@ -16,7 +16,7 @@ stat_oi(uint64_t f_ab, uint64_t f_ba)
 }
 
 double
-stat_ci(uint64_t f_ba, uint64_t row_b, uint64_t col_a)
+model_stat_ci(uint64_t f_ba, uint64_t row_b, uint64_t col_a)
 {
 	/* sum_{y != A} f(B,y) = row(B) - f(B,A); sum_{x != B} f(x,A) = col(A) - f(B,A). The sums
 	 * come from the same counts, so they are never below f(B,A); guard anyway. */
@@ -33,7 +33,7 @@ stat_ci(uint64_t f_ba, uint64_t row_b, uint64_t col_a)
 }
 
 double
-stat_fc(uint64_t failing_with, uint64_t class_failures)
+model_stat_fc(uint64_t failing_with, uint64_t class_failures)
 {
 	if (class_failures == 0)
 		return 0;
@@ -41,7 +41,7 @@ stat_fc(uint64_t failing_with, uint64_t class_failures)
 }
 
 double
-stat_weight_paper(double rank, uint64_t runs, uint64_t failures)
+model_stat_weight_paper(double rank, uint64_t runs, uint64_t failures)
 {
 	if (runs == 0)
 		return rank;
@@ -50,7 +50,7 @@ stat_weight_paper(double rank, uint64_t runs, uint64_t failures)
 }
 
 double
-stat_chi2(uint64_t a, uint64_t b, uint64_t c, uint64_t d)
+model_stat_chi2(uint64_t a, uint64_t b, uint64_t c, uint64_t d)
 {
 	double r1 = (double)(a + b), r2 = (double)(c + d);
 	double c1 = (double)(a + c), c2 = (double)(b + d);
@@ -63,10 +63,10 @@ stat_chi2(uint64_t a, uint64_t b, uint64_t c, uint64_t d)
 }
 
 bool
-stat_effective(uint64_t base_runs, uint64_t base_fail, uint64_t runs, uint64_t fail,
-	       double *ret_chi2)
+model_stat_effective(uint64_t base_runs, uint64_t base_fail, uint64_t runs, uint64_t fail,
+		     double *ret_chi2)
 {
-	double chi2 = stat_chi2(base_fail, base_runs - base_fail, fail, runs - fail);
+	double chi2 = model_stat_chi2(base_fail, base_runs - base_fail, fail, runs - fail);
 
 	if (ret_chi2)
 		*ret_chi2 = chi2;
@@ -78,7 +78,7 @@ stat_effective(uint64_t base_runs, uint64_t base_fail, uint64_t runs, uint64_t f
 }
 
 bool
-stat_baseline_known(uint64_t runs, uint64_t failures)
+model_stat_baseline_known(uint64_t runs, uint64_t failures)
 {
 	const double z = 2.0, half = 0.05;
 	double n = (double)runs + z * z;

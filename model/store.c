@@ -28,14 +28,14 @@ struct store {
 	pthread_rwlock_t resize;
 	dev_t dev;
 	ino_t ino;
-	int refs;		/* model_open() calls sharing this environment */
-	struct store *next;	/* in the process's list of open environments */
+	int refs;	    /* model_open() calls sharing this environment */
+	struct store *next; /* in the process's list of open environments */
 };
 
 struct store_txn {
 	MDB_txn *txn;
 	MDB_dbi dbi;
-	bool map_full;	/* a put hit MDB_MAP_FULL: the write is retried after growth */
+	bool map_full; /* a put hit MDB_MAP_FULL: the write is retried after growth */
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -122,7 +122,7 @@ leave:
 }
 
 int
-store_open(const char *dir, size_t map_size, bool no_sync, struct store **ret_store)
+model_store_open(const char *dir, size_t map_size, bool no_sync, struct store **ret_store)
 {
 	struct store *s = NULL;
 	struct stat st;
@@ -170,7 +170,7 @@ leave:
 }
 
 void
-store_close(struct store *s)
+model_store_close(struct store *s)
 {
 	if (!s)
 		return;
@@ -226,7 +226,7 @@ txn_begin(struct store *s, unsigned flags, struct store_txn *t)
 }
 
 int
-store_read(struct store *s, store_fn fn, void *arg)
+model_store_read(struct store *s, store_fn fn, void *arg)
 {
 	struct store_txn t;
 	int ret = txn_begin(s, MDB_RDONLY, &t);
@@ -240,7 +240,7 @@ store_read(struct store *s, store_fn fn, void *arg)
 }
 
 int
-store_write(struct store *s, store_fn fn, void *arg)
+model_store_write(struct store *s, store_fn fn, void *arg)
 {
 	for (int tries = 0;; tries++) {
 		struct store_txn t;
@@ -268,10 +268,10 @@ store_write(struct store *s, store_fn fn, void *arg)
 }
 
 int
-store_get(struct store_txn *t, const void *key, size_t klen, const void **ret_val,
-	  size_t *ret_len)
+model_store_get(struct store_txn *t, const void *key, size_t klen, const void **ret_val,
+		size_t *ret_len)
 {
-	MDB_val k = { .mv_size = klen, .mv_data = (void *)key }, v;
+	MDB_val k = {.mv_size = klen, .mv_data = (void *)key}, v;
 	int rc = mdb_get(t->txn, t->dbi, &k, &v);
 
 	if (rc)
@@ -283,10 +283,10 @@ store_get(struct store_txn *t, const void *key, size_t klen, const void **ret_va
 }
 
 int
-store_put(struct store_txn *t, const void *key, size_t klen, const void *val, size_t vlen)
+model_store_put(struct store_txn *t, const void *key, size_t klen, const void *val, size_t vlen)
 {
-	MDB_val k = { .mv_size = klen, .mv_data = (void *)key };
-	MDB_val v = { .mv_size = vlen, .mv_data = (void *)val };
+	MDB_val k = {.mv_size = klen, .mv_data = (void *)key};
+	MDB_val v = {.mv_size = vlen, .mv_data = (void *)val};
 	int rc = mdb_put(t->txn, t->dbi, &k, &v, 0);
 
 	if (rc == MDB_MAP_FULL)
@@ -295,10 +295,10 @@ store_put(struct store_txn *t, const void *key, size_t klen, const void *val, si
 }
 
 int
-store_scan(struct store_txn *t, const void *prefix, size_t plen, store_scan_fn fn, void *arg)
+model_store_scan(struct store_txn *t, const void *prefix, size_t plen, store_scan_fn fn, void *arg)
 {
 	MDB_cursor *cur;
-	MDB_val k = { .mv_size = plen, .mv_data = (void *)prefix }, v;
+	MDB_val k = {.mv_size = plen, .mv_data = (void *)prefix}, v;
 	int rc, ret = 0;
 
 	rc = mdb_cursor_open(t->txn, t->dbi, &cur);
@@ -319,7 +319,7 @@ store_scan(struct store_txn *t, const void *prefix, size_t plen, store_scan_fn f
 }
 
 int
-store_size(struct store *s, size_t *ret_map, size_t *ret_used)
+model_store_size(struct store *s, size_t *ret_map, size_t *ret_used)
 {
 	MDB_envinfo info;
 	MDB_stat st;

@@ -78,7 +78,7 @@ buf_html(struct buf *b, const char *s)
 			buf_puts(b, "&#39;");
 			break;
 		default: {
-			char c[2] = { *s, '\0' };
+			char c[2] = {*s, '\0'};
 			buf_puts(b, c);
 		}
 		}
@@ -96,7 +96,7 @@ buf_label(struct buf *b, const char *s)
 		else if (*s == '\n')
 			buf_puts(b, "\\n");
 		else {
-			char c[2] = { *s, '\0' };
+			char c[2] = {*s, '\0'};
 			buf_puts(b, c);
 		}
 	}
@@ -114,6 +114,6 @@ buf_take(struct buf *b, size_t *ret_len)
 	} else {
 		free(b->p);
 	}
-	*b = (struct buf){ 0 };
+	*b = (struct buf){0};
 	return p;
 }

@@ -20,10 +20,11 @@ struct server {
 };
 
 static const char *const endpoint_names[EP__COUNT] = {
-	[EP_START] = "/start",		[EP_END] = "/end",     [EP_CORRECT] = "/correct",
-	[EP_TICK] = "/tick",		[EP_API_STATS] = "/api/stats",
-	[EP_STATS] = "/stats",		[EP_METRICS] = "/metrics",
-	[EP_HEALTHZ] = "/healthz",	[EP_OTHER] = "other",
+    [EP_START] = "/start",	   [EP_END] = "/end",
+    [EP_CORRECT] = "/correct",	   [EP_TICK] = "/tick",
+    [EP_API_STATS] = "/api/stats", [EP_STATS] = "/stats",
+    [EP_METRICS] = "/metrics",	   [EP_HEALTHZ] = "/healthz",
+    [EP_OTHER] = "other",
 };
 
 const char *
@@ -36,11 +37,11 @@ void
 server_config_init(struct server_config *cfg)
 {
 	*cfg = (struct server_config){
-		.bind = SERVER_DEFAULT_BIND,
-		.port = SERVER_DEFAULT_PORT,
-		.threads = SERVER_DEFAULT_THREADS,
-		.max_body = SERVER_DEFAULT_MAX_BODY,
-		.refresh_s = SERVER_DEFAULT_REFRESH_S,
+	    .bind = SERVER_DEFAULT_BIND,
+	    .port = SERVER_DEFAULT_PORT,
+	    .threads = SERVER_DEFAULT_THREADS,
+	    .max_body = SERVER_DEFAULT_MAX_BODY,
+	    .refresh_s = SERVER_DEFAULT_REFRESH_S,
 	};
 	model_options_init(&cfg->model);
 	cfg->model.snapshot_ms = SERVER_DEFAULT_SNAPSHOT_MS;
@@ -195,7 +196,7 @@ do_stats(struct server *s, enum server_endpoint ep, const struct http_request *r
 		answer(res, 200, "text/html; charset=utf-8", text, len);
 		break;
 	case EP_METRICS:
-		model_store_size(s->model, &map, &used);
+		model_disk_usage(s->model, &map, &used);
 		r = metrics_text(st, &s->counters, map, used, &text, &len);
 		answer(res, 200, "text/plain; version=0.0.4", text, len);
 		break;
@@ -217,10 +218,10 @@ struct route {
 };
 
 static const struct route routes[] = {
-	{ "/start", "POST", EP_START },	      { "/end", "POST", EP_END },
-	{ "/correct", "POST", EP_CORRECT },   { "/tick", "POST", EP_TICK },
-	{ "/api/stats", "GET", EP_API_STATS }, { "/stats", "GET", EP_STATS },
-	{ "/metrics", "GET", EP_METRICS },    { "/healthz", "GET", EP_HEALTHZ },
+    {"/start", "POST", EP_START},	 {"/end", "POST", EP_END},
+    {"/correct", "POST", EP_CORRECT},	 {"/tick", "POST", EP_TICK},
+    {"/api/stats", "GET", EP_API_STATS}, {"/stats", "GET", EP_STATS},
+    {"/metrics", "GET", EP_METRICS},	 {"/healthz", "GET", EP_HEALTHZ},
 };
 
 /* Compares without an early exit, so timing does not tell how much of a token matched. */
@@ -276,7 +277,8 @@ handle(void *ctx, const struct http_request *req, struct http_response *res)
 			rt = &routes[i];
 	if (!rt)
 		answer_error(res, 404, "unknown path");
-	else if (s->cfg.token && rt->ep != EP_HEALTHZ && !token_ok(s->cfg.token, req->authorization))
+	else if (s->cfg.token && rt->ep != EP_HEALTHZ &&
+		 !token_ok(s->cfg.token, req->authorization))
 		answer_error(res, 401, "missing or wrong token (Authorization: Bearer ...)");
 	else if (req->too_large)
 		answer_error(res, 413, "body too large");
@@ -313,10 +315,10 @@ server_create(const struct server_config *cfg, struct server **ret_server)
 	if (r < 0)
 		goto leave;
 	struct http_options ho = {
-		.bind = cfg->bind,
-		.port = cfg->port,
-		.threads = cfg->threads,
-		.max_body = cfg->max_body,
+	    .bind = cfg->bind,
+	    .port = cfg->port,
+	    .threads = cfg->threads,
+	    .max_body = cfg->max_body,
 	};
 	r = http_server_start(&ho, handle, s, &s->http);
 leave:

@@ -74,22 +74,23 @@ respond(struct http_server *s, struct MHD_Connection *conn, const char *method, 
 	struct upload *up)
 {
 	struct http_request req = {
-		.method = method,
-		.path = url,
-		.body = up->buf && !up->too_large ? up->buf : "",
-		.body_len = up->too_large ? 0 : up->len,
-		.too_large = up->too_large,
-		.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-							     MHD_HTTP_HEADER_AUTHORIZATION),
-		.conn = conn,
+	    .method = method,
+	    .path = url,
+	    .body = up->buf && !up->too_large ? up->buf : "",
+	    .body_len = up->too_large ? 0 : up->len,
+	    .too_large = up->too_large,
+	    .authorization =
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+	    .conn = conn,
 	};
-	struct http_response res = { .status = 500, .content_type = "text/plain" };
+	struct http_response res = {.status = 500, .content_type = "text/plain"};
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 
 	s->handler(s->ctx, &req, &res);
 	r = MHD_create_response_from_buffer(res.len, res.body ? res.body : (void *)"",
-					    res.body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+					    res.body ? MHD_RESPMEM_MUST_FREE
+						     : MHD_RESPMEM_PERSISTENT);
 	if (!r) {
 		free(res.body);
 		return MHD_NO;
@@ -186,20 +187,19 @@ http_server_start(const struct http_options *opts, http_handler handler, void *c
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_AUTO;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	s->daemon = MHD_start_daemon(flags, opts->port, NULL, NULL, access_cb, s,
-				     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-				     MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)opts->threads,
-				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_CONNECTION_TIMEOUT_S,
-				     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_CONNECTION_LIMIT,
-				     MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s,
-				     MHD_OPTION_END);
+	s->daemon = MHD_start_daemon(
+	    flags, opts->port, NULL, NULL, access_cb, s, MHD_OPTION_SOCK_ADDR,
+	    (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)opts->threads,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_CONNECTION_TIMEOUT_S,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_CONNECTION_LIMIT,
+	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s, MHD_OPTION_END);
 	if (!s->daemon) {
 		r = errno == EADDRINUSE ? -EADDRINUSE : -EIO;
 		free(s);
 		return r;
 	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon,
-							       MHD_DAEMON_INFO_BIND_PORT);
+	const union MHD_DaemonInfo *info =
+	    MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	s->port = info ? info->port : opts->port;
 	*ret_server = s;
 	return 0;

@@ -10,9 +10,9 @@
 #include <stdint.h>
 
 struct http_request {
-	const char *method;	   /* "GET", "POST", ... */
-	const char *path;	   /* without the query */
-	const char *body;	   /* NUL-terminated copy of the body ("" when none) */
+	const char *method; /* "GET", "POST", ... */
+	const char *path;   /* without the query */
+	const char *body;   /* NUL-terminated copy of the body ("" when none) */
 	size_t body_len;
 	bool too_large;		   /* the body passed the limit: body is "" */
 	const char *authorization; /* the Authorization header, or NULL */
@@ -27,17 +27,17 @@ struct http_response {
 	const char *content_type; /* a static string */
 	char *body;		  /* malloc'd; the HTTP layer frees it */
 	size_t len;
-	const char *allow;	  /* an Allow header for 405, or NULL */
+	const char *allow; /* an Allow header for 405, or NULL */
 };
 
 /* Fills @res for @req. Runs on the pool's threads, concurrently. */
 typedef void (*http_handler)(void *ctx, const struct http_request *req, struct http_response *res);
 
 struct http_options {
-	const char *bind;	/* numeric IPv4 or IPv6 address */
-	uint16_t port;		/* 0: an ephemeral port (see http_server_port()) */
-	unsigned threads;	/* pool size */
-	size_t max_body;	/* larger bodies get the handler with too_large set */
+	const char *bind; /* numeric IPv4 or IPv6 address */
+	uint16_t port;	  /* 0: an ephemeral port (see http_server_port()) */
+	unsigned threads; /* pool size */
+	size_t max_body;  /* larger bodies get the handler with too_large set */
 };
 
 struct http_server;

@@ -74,27 +74,40 @@ default_db(void)
 int
 main(int argc, char **argv)
 {
-	enum { O_PORT = 256, O_BIND, O_DB, O_TOKEN, O_THREADS, O_MAX_BODY, O_SELECTOR, O_SEED,
-	       O_WINDOW, O_NO_RULE, O_DELAY, O_NO_SYNC, O_REFRESH,
-	       O_SNAPSHOT };
+	enum {
+		O_PORT = 256,
+		O_BIND,
+		O_DB,
+		O_TOKEN,
+		O_THREADS,
+		O_MAX_BODY,
+		O_SELECTOR,
+		O_SEED,
+		O_WINDOW,
+		O_NO_RULE,
+		O_DELAY,
+		O_NO_SYNC,
+		O_REFRESH,
+		O_SNAPSHOT
+	};
 	static const struct option opts[] = {
-		{ "port", required_argument, NULL, O_PORT },
-		{ "bind", required_argument, NULL, O_BIND },
-		{ "db", required_argument, NULL, O_DB },
-		{ "token", required_argument, NULL, O_TOKEN },
-		{ "threads", required_argument, NULL, O_THREADS },
-		{ "max-body", required_argument, NULL, O_MAX_BODY },
-		{ "selector", required_argument, NULL, O_SELECTOR },
-		{ "seed", required_argument, NULL, O_SEED },
-		{ "window", required_argument, NULL, O_WINDOW },
-		{ "no-intervening-rule", no_argument, NULL, O_NO_RULE },
-		{ "delay-us", required_argument, NULL, O_DELAY },
-		{ "no-sync", no_argument, NULL, O_NO_SYNC },
-		{ "refresh", required_argument, NULL, O_REFRESH },
-		{ "snapshot-ms", required_argument, NULL, O_SNAPSHOT },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+	    {"port", required_argument, NULL, O_PORT},
+	    {"bind", required_argument, NULL, O_BIND},
+	    {"db", required_argument, NULL, O_DB},
+	    {"token", required_argument, NULL, O_TOKEN},
+	    {"threads", required_argument, NULL, O_THREADS},
+	    {"max-body", required_argument, NULL, O_MAX_BODY},
+	    {"selector", required_argument, NULL, O_SELECTOR},
+	    {"seed", required_argument, NULL, O_SEED},
+	    {"window", required_argument, NULL, O_WINDOW},
+	    {"no-intervening-rule", no_argument, NULL, O_NO_RULE},
+	    {"delay-us", required_argument, NULL, O_DELAY},
+	    {"no-sync", no_argument, NULL, O_NO_SYNC},
+	    {"refresh", required_argument, NULL, O_REFRESH},
+	    {"snapshot-ms", required_argument, NULL, O_SNAPSHOT},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct server_config cfg;
 	struct server *srv;
@@ -106,12 +119,24 @@ main(int argc, char **argv)
 	cfg.token = getenv("AVISO_TOKEN");
 	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (c) {
-		case O_PORT: cfg.port = (uint16_t)number("port", optarg, 0, 65535); break;
-		case O_BIND: cfg.bind = optarg; break;
-		case O_DB: cfg.db = optarg; break;
-		case O_TOKEN: cfg.token = optarg; break;
-		case O_THREADS: cfg.threads = (unsigned)number("threads", optarg, 1, 1024); break;
-		case O_MAX_BODY: cfg.max_body = number("max-body", optarg, 1, SIZE_MAX); break;
+		case O_PORT:
+			cfg.port = (uint16_t)number("port", optarg, 0, 65535);
+			break;
+		case O_BIND:
+			cfg.bind = optarg;
+			break;
+		case O_DB:
+			cfg.db = optarg;
+			break;
+		case O_TOKEN:
+			cfg.token = optarg;
+			break;
+		case O_THREADS:
+			cfg.threads = (unsigned)number("threads", optarg, 1, 1024);
+			break;
+		case O_MAX_BODY:
+			cfg.max_body = number("max-body", optarg, 1, SIZE_MAX);
+			break;
 		case O_SELECTOR:
 			if (model_selector_parse(optarg, &cfg.model.selector) < 0) {
 				fprintf(stderr, "aviso-server: unknown selector '%s'\n", optarg);
@@ -122,17 +147,33 @@ main(int argc, char **argv)
 			cfg.model.seed = number("seed", optarg, 0, UINT64_MAX);
 			seeded = true;
 			break;
-		case O_WINDOW: cfg.model.window = (unsigned)number("window", optarg, 2, 1000); break;
-		case O_NO_RULE: cfg.model.intervening_rule = false; break;
-		case O_DELAY: cfg.model.delay_us = (unsigned)number("delay-us", optarg, 0, 10000000); break;
-		case O_NO_SYNC: cfg.model.no_sync = true; break;
-		case O_REFRESH: cfg.refresh_s = (unsigned)number("refresh", optarg, 1, 86400); break;
+		case O_WINDOW:
+			cfg.model.window = (unsigned)number("window", optarg, 2, 1000);
+			break;
+		case O_NO_RULE:
+			cfg.model.intervening_rule = false;
+			break;
+		case O_DELAY:
+			cfg.model.delay_us = (unsigned)number("delay-us", optarg, 0, 10000000);
+			break;
+		case O_NO_SYNC:
+			cfg.model.no_sync = true;
+			break;
+		case O_REFRESH:
+			cfg.refresh_s = (unsigned)number("refresh", optarg, 1, 86400);
+			break;
 		case O_SNAPSHOT:
 			cfg.model.snapshot_ms = (unsigned)number("snapshot-ms", optarg, 0, 3600000);
 			break;
-		case 'v': cfg.verbose = true; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'v':
+			cfg.verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind < argc) {
@@ -146,7 +187,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (!seeded && getrandom(&cfg.model.seed, sizeof(cfg.model.seed), 0) !=
-			       (ssize_t)sizeof(cfg.model.seed)) {
+			   (ssize_t)sizeof(cfg.model.seed)) {
 		fprintf(stderr, "aviso-server: getrandom: %s\n", strerror(errno));
 		return 1;
 	}
@@ -166,7 +207,9 @@ main(int argc, char **argv)
 		free(db);
 		return 1;
 	}
-	fprintf(stderr, "aviso-server: listening on http://%s%s%s:%u store %s selector %s seed %" PRIu64 "\n",
+	fprintf(stderr,
+		"aviso-server: listening on http://%s%s%s:%u store %s selector %s seed %" PRIu64
+		"\n",
 		strchr(cfg.bind, ':') ? "[" : "", cfg.bind, strchr(cfg.bind, ':') ? "]" : "",
 		server_port(srv), cfg.db, model_selector_name(cfg.model.selector), cfg.model.seed);
 	int sig = 0;

@@ -8,7 +8,7 @@
 #include "server/buf.h"
 #include "server/internal.h"
 
-static const char *const status_classes[5] = { "1xx", "2xx", "3xx", "4xx", "5xx" };
+static const char *const status_classes[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 
 /* One sample per program of metric @name (with its HELP and TYPE lines), of value @expr. */
 #define PER_PROGRAM(b, st, name, type, help, expr)                                                 \
@@ -25,10 +25,10 @@ static const char *const status_classes[5] = { "1xx", "2xx", "3xx", "4xx", "5xx"
 	} while (0)
 
 int
-metrics_text(const struct model_stats *st, const struct server_counters *counters,
-	     size_t map_size, size_t used_size, char **ret_text, size_t *ret_len)
+metrics_text(const struct model_stats *st, const struct server_counters *counters, size_t map_size,
+	     size_t used_size, char **ret_text, size_t *ret_len)
 {
-	struct buf b = { 0 };
+	struct buf b = {0};
 
 	PER_PROGRAM(&b, st, "aviso_runs_started_total", "counter", "Runs started (/start).",
 		    ps->runs_started);
@@ -56,14 +56,16 @@ metrics_text(const struct model_stats *st, const struct server_counters *counter
 		for (int c = 0; c < 5; c++) {
 			uint64_t v = __atomic_load_n(&counters->requests[ep][c], __ATOMIC_RELAXED);
 			if (v)
-				buf_printf(&b, "aviso_http_requests_total{endpoint=\"%s\",code=\"%s\"} "
-					       "%" PRIu64 "\n",
+				buf_printf(&b,
+					   "aviso_http_requests_total{endpoint=\"%s\",code=\"%s\"} "
+					   "%" PRIu64 "\n",
 					   server_endpoint_name(ep), status_classes[c], v);
 		}
-	buf_printf(&b, "# HELP aviso_store_map_bytes LMDB map size.\n"
-		       "# TYPE aviso_store_map_bytes gauge\naviso_store_map_bytes %zu\n"
-		       "# HELP aviso_store_used_bytes LMDB pages in use.\n"
-		       "# TYPE aviso_store_used_bytes gauge\naviso_store_used_bytes %zu\n",
+	buf_printf(&b,
+		   "# HELP aviso_store_map_bytes LMDB map size.\n"
+		   "# TYPE aviso_store_map_bytes gauge\naviso_store_map_bytes %zu\n"
+		   "# HELP aviso_store_used_bytes LMDB pages in use.\n"
+		   "# TYPE aviso_store_used_bytes gauge\naviso_store_used_bytes %zu\n",
 		   map_size, used_size);
 	*ret_text = buf_take(&b, ret_len);
 	return *ret_text ? 0 : -ENOMEM;

@@ -17,12 +17,11 @@
 #define SVG_H 260
 #define SVG_PAD 44
 
-static const char style[] =
-	"body{font-family:sans-serif;margin:1.5em;color:#222}"
-	"table{border-collapse:collapse;margin:.5em 0 1.5em}"
-	"td,th{border:1px solid #ccc;padding:2px 6px;font-size:90%}"
-	"th{background:#eee}td.n{text-align:right}"
-	"code{font-size:90%}.c{background:#e6f6e6}";
+static const char style[] = "body{font-family:sans-serif;margin:1.5em;color:#222}"
+			    "table{border-collapse:collapse;margin:.5em 0 1.5em}"
+			    "td,th{border:1px solid #ccc;padding:2px 6px;font-size:90%}"
+			    "th{background:#eee}td.n{text-align:right}"
+			    "code{font-size:90%}.c{background:#e6f6e6}";
 
 /* A site as the page shows it: its symbolized form when known, else the raw site. */
 static void
@@ -63,29 +62,34 @@ chart(struct buf *b, const struct model_program_stats *ps)
 	uint64_t ym = last(bc, bc->y) > last(cc, cc->y) ? last(bc, bc->y) : last(cc, cc->y);
 	double xmax = xm ? (double)xm : 1, ymax = ym ? (double)ym : 1;
 
-	buf_printf(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-		      "role=\"img\" aria-label=\"cumulative failures over runs\">",
+	buf_printf(b,
+		   "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+		   "role=\"img\" aria-label=\"cumulative failures over runs\">",
 		   SVG_W, SVG_H);
-	buf_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#fafafa\" "
-		      "stroke=\"#999\"/>",
+	buf_printf(b,
+		   "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#fafafa\" "
+		   "stroke=\"#999\"/>",
 		   SVG_PAD, SVG_PAD, SVG_W - 2 * SVG_PAD, SVG_H - 2 * SVG_PAD);
 	polyline(b, bc, xmax, ymax, "#c0392b");
 	polyline(b, cc, xmax, ymax, "#2471a3");
 	buf_printf(b, "<text x=\"%d\" y=\"%d\" font-size=\"12\">0</text>", SVG_PAD - 12,
 		   SVG_H - SVG_PAD + 4);
-	buf_printf(b, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"end\">%" PRIu64
-		      "</text>",
-		   SVG_PAD - 4, SVG_PAD + 4, ym);
-	buf_printf(b, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"end\">%" PRIu64
-		      " runs</text>",
+	buf_printf(
+	    b, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"end\">%" PRIu64 "</text>",
+	    SVG_PAD - 4, SVG_PAD + 4, ym);
+	buf_printf(b,
+		   "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"end\">%" PRIu64
+		   " runs</text>",
 		   SVG_W - SVG_PAD, SVG_H - SVG_PAD + 16, xm);
 	buf_printf(b, "<text x=\"%d\" y=\"%d\" font-size=\"12\">cumulative failures</text>", 4,
 		   SVG_PAD - 10);
-	buf_printf(b, "<text x=\"%d\" y=\"%d\" font-size=\"12\" fill=\"#c0392b\">baseline (no "
-		      "constraint)</text>",
+	buf_printf(b,
+		   "<text x=\"%d\" y=\"%d\" font-size=\"12\" fill=\"#c0392b\">baseline (no "
+		   "constraint)</text>",
 		   SVG_PAD + 10, SVG_H - 10);
-	buf_printf(b, "<text x=\"%d\" y=\"%d\" font-size=\"12\" fill=\"#2471a3\">with "
-		      "constraints</text>",
+	buf_printf(b,
+		   "<text x=\"%d\" y=\"%d\" font-size=\"12\" fill=\"#2471a3\">with "
+		   "constraints</text>",
 		   SVG_PAD + 220, SVG_H - 10);
 	buf_puts(b, "</svg>");
 }
@@ -99,9 +103,10 @@ constraint_row(struct buf *b, const struct model_constraint_stats *c)
 	site_html(b, c->b, c->b_where);
 	buf_puts(b, " &rarr; ");
 	site_html(b, c->a, c->a_where);
-	buf_printf(b, "</td><td class=n>%" PRIu64 "</td><td class=n>%" PRIu64
-		      "</td><td class=n>%.3f</td><td class=n>%.2f</td><td class=n>%.4g</td>"
-		      "<td class=n>%.3f</td><td class=n>%.2f&middot;%.2f&middot;%.2f</td></tr>",
+	buf_printf(b,
+		   "</td><td class=n>%" PRIu64 "</td><td class=n>%" PRIu64
+		   "</td><td class=n>%.3f</td><td class=n>%.2f</td><td class=n>%.4g</td>"
+		   "<td class=n>%.3f</td><td class=n>%.2f&middot;%.2f&middot;%.2f</td></tr>",
 		   c->runs, c->failures, c->rate, c->chi2, c->weight, c->rank, c->oi, c->ci, c->fc);
 }
 
@@ -120,8 +125,9 @@ class_html(struct buf *b, const struct model_class_stats *cs)
 
 	for (size_t i = 0; i < cs->n; i++)
 		contenders += cs->c[i].effective;
-	buf_printf(b, "<h3>Class %" PRIu32 ": %" PRIu64 " failures, %zu sites, %zu constraints"
-		      "</h3>",
+	buf_printf(b,
+		   "<h3>Class %" PRIu32 ": %" PRIu64 " failures, %zu sites, %zu constraints"
+		   "</h3>",
 		   cs->id, cs->failures, cs->n_sites, cs->n);
 	buf_printf(b, "<h4>Contenders (%zu)</h4>", contenders);
 	if (contenders) {
@@ -149,16 +155,17 @@ program_html(struct buf *b, const struct model_program_stats *ps)
 	buf_puts(b, " <small><code>");
 	buf_html(b, ps->id);
 	buf_puts(b, "</code></small></h2>");
-	buf_printf(b, "<p>Baseline: <b>%" PRIu64 "</b> failures in <b>%" PRIu64 "</b> runs "
-		      "(rate %.3f, %s). With constraints: %" PRIu64 " failures in %" PRIu64
-		      " runs (rate %.3f). Runs started %" PRIu64 ", ended %" PRIu64 ", open %" PRIu64
-		      "; ticks %" PRIu64 "; correct-run samples %" PRIu64 ".</p>",
+	buf_printf(b,
+		   "<p>Baseline: <b>%" PRIu64 "</b> failures in <b>%" PRIu64 "</b> runs "
+		   "(rate %.3f, %s). With constraints: %" PRIu64 " failures in %" PRIu64
+		   " runs (rate %.3f). Runs started %" PRIu64 ", ended %" PRIu64 ", open %" PRIu64
+		   "; ticks %" PRIu64 "; correct-run samples %" PRIu64 ".</p>",
 		   ps->baseline_failures, ps->baseline_runs, ps->baseline_rate,
 		   ps->baseline_known ? "known within &plusmn;5%" : "still measured at 10% of runs",
 		   ps->constrained_failures, ps->constrained_runs,
-		   ps->constrained_runs ? (double)ps->constrained_failures /
-						  (double)ps->constrained_runs
-					: 0.0,
+		   ps->constrained_runs
+		       ? (double)ps->constrained_failures / (double)ps->constrained_runs
+		       : 0.0,
 		   ps->runs_started, ps->runs_ended, ps->open_runs, ps->ticks, ps->correct_samples);
 	chart(b, ps);
 	for (size_t k = 0; k < ps->n_classes; k++)
@@ -166,17 +173,18 @@ program_html(struct buf *b, const struct model_program_stats *ps)
 }
 
 int
-page_stats_html(const struct model_stats *st, unsigned refresh_s, char **ret_html,
-		size_t *ret_len)
+page_stats_html(const struct model_stats *st, unsigned refresh_s, char **ret_html, size_t *ret_len)
 {
-	struct buf b = { 0 };
+	struct buf b = {0};
 
-	buf_printf(&b, "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
-		       "<meta http-equiv=\"refresh\" content=\"%u\"><title>aviso-server</title>"
-		       "<style>%s</style></head><body><h1>aviso-server</h1>",
+	buf_printf(&b,
+		   "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
+		   "<meta http-equiv=\"refresh\" content=\"%u\"><title>aviso-server</title>"
+		   "<style>%s</style></head><body><h1>aviso-server</h1>",
 		   refresh_s, style);
-	buf_printf(&b, "<p>Selector: <code>%s</code>. Contenders (green) are constraints whose "
-		       "failure rate is below the baseline's with &chi;&sup2; &gt; 3.84.</p>",
+	buf_printf(&b,
+		   "<p>Selector: <code>%s</code>. Contenders (green) are constraints whose "
+		   "failure rate is below the baseline's with &chi;&sup2; &gt; 3.84.</p>",
 		   model_selector_name(st->selector));
 	if (st->n == 0)
 		buf_puts(&b, "<p>No program has reported yet.</p>");

@@ -22,14 +22,14 @@
 #define SERVER_DEFAULT_SNAPSHOT_MS 1000
 
 struct server_config {
-	const char *bind;	/* numeric address; loopback by default */
-	uint16_t port;		/* 0: ephemeral (server_port() tells) */
-	const char *db;		/* store directory */
-	const char *token;	/* required as "Authorization: Bearer T" when non-NULL */
+	const char *bind;  /* numeric address; loopback by default */
+	uint16_t port;	   /* 0: ephemeral (server_port() tells) */
+	const char *db;	   /* store directory */
+	const char *token; /* required as "Authorization: Bearer T" when non-NULL */
 	unsigned threads;
 	size_t max_body;
-	unsigned refresh_s;	/* the stats page's refresh period */
-	bool verbose;		/* one log line per request */
+	unsigned refresh_s; /* the stats page's refresh period */
+	bool verbose;	    /* one log line per request */
 	struct model_options model;
 };
 

@@ -64,7 +64,7 @@ make_site(struct prng *r, unsigned i, char *out, size_t size)
 	static const char libc[] = "4a8e6a1dc4b7c2f3e1d0b9a8c7f6e5d4c3b2a190";
 	snprintf(out, size, "%s+0x%x<%s+0x%x<%s+0x%x<%s+0x%x<%s+0x%" PRIx64, prog, 0x1000 + 16 * i,
 		 prog, 0x2000 + 8 * i, prog, 0x3000 + 4 * i, prog, 0x4000 + i, libc,
-		 0x29d90 + prng_next(r) % 2);
+		 0x29d90 + model_prng_next(r) % 2);
 }
 
 /* The body tail of an /end failure: ,"outcome":...,"rpb":[1000 events]}. */
@@ -73,18 +73,24 @@ make_rpb_tail(struct prng *r, char sites[][320], char wheres[][32])
 {
 	struct model_event ev[BENCH_RPB_EVENTS];
 	for (unsigned i = 0; i < BENCH_RPB_EVENTS; i++) {
-		unsigned t = 1 + (unsigned)(prng_unit(r) * BENCH_THREADS);
+		unsigned t = 1 + (unsigned)(model_prng_unit(r) * BENCH_THREADS);
 		/* Each thread mostly runs its own part of the program. */
-		unsigned s = (t * 37 + (unsigned)(prng_unit(r) * 60)) % BENCH_SITES;
-		ev[i] = (struct model_event){ .seq = 100000 + i, .ns = 5000000 + 1000 * i,
-					      .thread = t, .tid = 4000 + (int)t, .pid = 4000,
-					      .kind = (enum model_event_kind)(i % 4),
-					      .object = 0x7f0000001000 + 64 * (s % 16),
-					      .site = sites[s], .where = wheres[s] };
+		unsigned s = (t * 37 + (unsigned)(model_prng_unit(r) * 60)) % BENCH_SITES;
+		ev[i] = (struct model_event){.seq = 100000 + i,
+					     .ns = 5000000 + 1000 * i,
+					     .thread = t,
+					     .tid = 4000 + (int)t,
+					     .pid = 4000,
+					     .kind = (enum model_event_kind)(i % 4),
+					     .object = 0x7f0000001000 + 64 * (s % 16),
+					     .site = sites[s],
+					     .where = wheres[s]};
 	}
 	char *rpb = sim_rpb_json(ev, BENCH_RPB_EVENTS), *tail = NULL;
-	if (!rpb || asprintf(&tail, "\",\"outcome\":\"failure\",\"failure\":{\"signal\":6},"
-				    "\"rpb\":%s}", rpb) < 0)
+	if (!rpb || asprintf(&tail,
+			     "\",\"outcome\":\"failure\",\"failure\":{\"signal\":6},"
+			     "\"rpb\":%s}",
+			     rpb) < 0)
 		exit(1);
 	free(rpb);
 	return tail;
@@ -96,7 +102,7 @@ make_scripts(void)
 	struct prng r;
 	static char sites[BENCH_SITES][320], wheres[BENCH_SITES][32];
 
-	prng_seed(&r, 1);
+	model_prng_seed(&r, 1);
 	for (unsigned i = 0; i < BENCH_SITES; i++) {
 		make_site(&r, i, sites[i], sizeof(sites[i]));
 		snprintf(wheres[i], sizeof(wheres[i]), "worker.c:%u in work", 100 + i);
@@ -114,23 +120,24 @@ make_scripts(void)
 		   "\"pid\":1,\"host\":\"h\"}'\n");
 	/* Thread k of T ends runs k+1, k+1+T, ...; past the limit it stops. */
 	char *lua;
-	if (asprintf(&lua,
-		     "local tails = {}\n"
-		     "for v = 0, %u do\n"
-		     "  local f = assert(io.open('%s/rpb' .. v .. '.json'))\n"
-		     "  tails[v] = f:read('*a'); f:close()\n"
-		     "end\n"
-		     "local count = 0\n"
-		     "function setup(thread) thread:set('k', count); count = count + 1 end\n"
-		     "function init(args) T = tonumber(args[1]); limit = tonumber(args[2]); n = 0 end\n"
-		     "function request()\n"
-		     "  local id = k + 1 + n * T\n"
-		     "  n = n + 1\n"
-		     "  if id > limit then wrk.thread:stop(); return wrk.format('GET', '/healthz') end\n"
-		     "  return wrk.format('POST', '/end', {['Content-Type'] = 'application/json'},\n"
-		     "                    '{\"run\":\"1-' .. id .. tails[id %% %u])\n"
-		     "end\n",
-		     BENCH_RPB_VARIANTS - 1, dir, BENCH_RPB_VARIANTS) < 0)
+	if (asprintf(
+		&lua,
+		"local tails = {}\n"
+		"for v = 0, %u do\n"
+		"  local f = assert(io.open('%s/rpb' .. v .. '.json'))\n"
+		"  tails[v] = f:read('*a'); f:close()\n"
+		"end\n"
+		"local count = 0\n"
+		"function setup(thread) thread:set('k', count); count = count + 1 end\n"
+		"function init(args) T = tonumber(args[1]); limit = tonumber(args[2]); n = 0 end\n"
+		"function request()\n"
+		"  local id = k + 1 + n * T\n"
+		"  n = n + 1\n"
+		"  if id > limit then wrk.thread:stop(); return wrk.format('GET', '/healthz') end\n"
+		"  return wrk.format('POST', '/end', {['Content-Type'] = 'application/json'},\n"
+		"                    '{\"run\":\"1-' .. id .. tails[id %% %u])\n"
+		"end\n",
+		BENCH_RPB_VARIANTS - 1, dir, BENCH_RPB_VARIANTS) < 0)
 		exit(1);
 	write_file("end.lua", lua);
 	free(lua);
@@ -215,16 +222,17 @@ run_wrk(const struct opts *o, const char *label, const char *script, const char 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(fds[1], 1);
 		close(fds[0]);
-		execlp("wrk", "wrk", t, c, d, "--timeout", "30s", "--latency", "-s", s, url, "--", T,
-		       limit, (char *)NULL);
+		execlp("wrk", "wrk", t, c, d, "--timeout", "30s", "--latency", "-s", s, url, "--",
+		       T, limit, (char *)NULL);
 		_exit(127);
 	}
 	close(fds[1]);
 	/* Stop at the count, or when answers stop coming for 5 s (a request lost as a wrk
 	 * thread stopped must not hang the benchmark). */
 	for (uint64_t last = 0, still = 0; until_ends && waitpid(pid, NULL, WNOHANG) == 0;) {
-		uint64_t ends = metric("aviso_http_requests_total{endpoint=\"/end\",code=\"2xx\"}") +
-				metric("aviso_http_requests_total{endpoint=\"/end\",code=\"4xx\"}");
+		uint64_t ends =
+		    metric("aviso_http_requests_total{endpoint=\"/end\",code=\"2xx\"}") +
+		    metric("aviso_http_requests_total{endpoint=\"/end\",code=\"4xx\"}");
 		still = ends == last ? still + 1 : 0;
 		last = ends;
 		if (ends >= until_ends || still >= 25) {
@@ -280,24 +288,35 @@ int
 main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "threads", required_argument, NULL, 't' },
-		{ "connections", required_argument, NULL, 'c' },
-		{ "seconds", required_argument, NULL, 'd' },
-		{ "failures", required_argument, NULL, 'f' },
-		{ "no-sync", no_argument, NULL, 'n' },
-		{ 0 },
+	    {"threads", required_argument, NULL, 't'},
+	    {"connections", required_argument, NULL, 'c'},
+	    {"seconds", required_argument, NULL, 'd'},
+	    {"failures", required_argument, NULL, 'f'},
+	    {"no-sync", no_argument, NULL, 'n'},
+	    {0},
 	};
-	struct opts o = { .threads = 2, .connections = 32, .seconds = 10, .failures = 10000 };
+	struct opts o = {.threads = 2, .connections = 32, .seconds = 10, .failures = 10000};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
-		case 't': o.threads = (unsigned)atoi(optarg); break;
-		case 'c': o.connections = (unsigned)atoi(optarg); break;
-		case 'd': o.seconds = (unsigned)atoi(optarg); break;
-		case 'f': o.failures = (unsigned)atoi(optarg); break;
-		case 'n': o.no_sync = true; break;
-		default: return 2;
+		case 't':
+			o.threads = (unsigned)atoi(optarg);
+			break;
+		case 'c':
+			o.connections = (unsigned)atoi(optarg);
+			break;
+		case 'd':
+			o.seconds = (unsigned)atoi(optarg);
+			break;
+		case 'f':
+			o.failures = (unsigned)atoi(optarg);
+			break;
+		case 'n':
+			o.no_sync = true;
+			break;
+		default:
+			return 2;
 		}
 	}
 	if (optind + 1 != argc) {
@@ -332,8 +351,8 @@ main(int argc, char **argv)
 		httpc_request("POST", url, NULL, sb, strlen(sb), &st, NULL);
 	}
 	run_wrk(&o, "/end failure, 1000-event RPB", "end.lua", "/end", 3600, o.failures);
-	uint64_t fails = metric("aviso_baseline_failures_total{") +
-			 metric("aviso_constrained_failures_total{");
+	uint64_t fails =
+	    metric("aviso_baseline_failures_total{") + metric("aviso_constrained_failures_total{");
 	run_wrk(&o, "/start, after the failures", "start.lua", "/start", o.seconds, 0);
 
 	char path[128];

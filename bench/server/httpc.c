@@ -68,11 +68,11 @@ handle(void)
 }
 
 int
-httpc_request(const char *method, const char *url, const char *token, const char *body,
-	      size_t len, long *ret_status, char **ret_body)
+httpc_request(const char *method, const char *url, const char *token, const char *body, size_t len,
+	      long *ret_status, char **ret_body)
 {
 	struct curl_slist *hdr = NULL;
-	struct sink sink = { 0 };
+	struct sink sink = {0};
 	char auth[512];
 	CURL *h = handle();
 	int ret = -EIO;
@@ -180,6 +180,9 @@ void
 sim_backend_http(const char *base, struct sim_backend *ret)
 {
 	*ret = (struct sim_backend){
-		.ctx = (void *)base, .start = http_start, .end = http_end, .correct = http_correct,
+	    .ctx = (void *)base,
+	    .start = http_start,
+	    .end = http_end,
+	    .correct = http_correct,
 	};
 }

@@ -24,19 +24,19 @@ void
 sim_params_init(struct sim_params *p, uint64_t seed)
 {
 	*p = (struct sim_params){
-		.seed = seed,
-		.runs = 400,
-		.threads = 4,
-		.sites_per_thread = 9,
-		.rpb_len = 120,
-		.p_fail = 0.3,
+	    .seed = seed,
+	    .runs = 400,
+	    .threads = 4,
+	    .sites_per_thread = 9,
+	    .rpb_len = 120,
+	    .p_fail = 0.3,
 	};
 }
 
 struct sim {
 	const struct sim_params *p;
 	struct prng rng;
-	char (*sites)[SIM_SITE_LEN];	/* [thread * S + s] */
+	char (*sites)[SIM_SITE_LEN]; /* [thread * S + s] */
 	char (*wheres)[SIM_SITE_LEN];
 	struct model_event *ev;
 };
@@ -53,14 +53,14 @@ event(struct sim *s, size_t i, unsigned thread, unsigned k)
 	unsigned idx = (thread - 1) * s->p->sites_per_thread + k;
 
 	s->ev[i] = (struct model_event){
-		.seq = i + 1,
-		.ns = (i + 1) * 1000,
-		.thread = thread,
-		.tid = 1000 + (int32_t)thread,
-		.pid = 1000,
-		.kind = MODEL_EV_MUTEX_LOCK,
-		.site = s->sites[idx],
-		.where = s->wheres[idx],
+	    .seq = i + 1,
+	    .ns = (i + 1) * 1000,
+	    .thread = thread,
+	    .tid = 1000 + (int32_t)thread,
+	    .pid = 1000,
+	    .kind = MODEL_EV_MUTEX_LOCK,
+	    .site = s->sites[idx],
+	    .where = s->wheres[idx],
 	};
 }
 
@@ -71,8 +71,8 @@ make_rpb(struct sim *s, bool bad)
 	size_t n = s->p->rpb_len, at = n - SIM_CULPRIT_TAIL;
 
 	for (size_t i = 0; i < n; i++) {
-		unsigned t = 1 + (unsigned)(prng_unit(&s->rng) * s->p->threads);
-		event(s, i, t, (unsigned)(prng_unit(&s->rng) * s->p->sites_per_thread));
+		unsigned t = 1 + (unsigned)(model_prng_unit(&s->rng) * s->p->threads);
+		event(s, i, t, (unsigned)(model_prng_unit(&s->rng) * s->p->sites_per_thread));
 	}
 	event(s, at, bad ? 1 : 2, 0);
 	event(s, at + 1, bad ? 2 : 1, 0);
@@ -99,7 +99,7 @@ sim_step(struct sim *s, const struct sim_backend *b, const struct model_program 
 	if (r < 0)
 		return r;
 	bool culprit = plan_has_culprit(s, plan);
-	bool failed = !culprit && prng_unit(&s->rng) < s->p->p_fail;
+	bool failed = !culprit && model_prng_unit(&s->rng) < s->p->p_fail;
 	make_rpb(s, failed);
 	r = b->end(b->ctx, plan->run, failed, s->ev, s->p->rpb_len);
 	if (r == 0 && !failed)
@@ -124,7 +124,7 @@ sim_step(struct sim *s, const struct sim_backend *b, const struct model_program 
 int
 sim_run(const struct sim_params *p, const struct sim_backend *b, struct sim_result *res)
 {
-	struct sim s = { .p = p };
+	struct sim s = {.p = p};
 	size_t nsites = (size_t)p->threads * p->sites_per_thread;
 	char id[32];
 	unsigned culprit_runs = 0, culprit_fail = 0;
@@ -132,7 +132,7 @@ sim_run(const struct sim_params *p, const struct sim_backend *b, struct sim_resu
 
 	memset(res, 0, sizeof(*res));
 	res->contender_run = -1;
-	prng_seed(&s.rng, p->seed);
+	model_prng_seed(&s.rng, p->seed);
 	s.sites = calloc(nsites, sizeof(*s.sites));
 	s.wheres = calloc(nsites, sizeof(*s.wheres));
 	s.ev = calloc(p->rpb_len, sizeof(*s.ev));
@@ -143,13 +143,13 @@ sim_run(const struct sim_params *p, const struct sim_backend *b, struct sim_resu
 		snprintf(s.wheres[i], SIM_SITE_LEN, "sim.c:%zu", 100 + i);
 	}
 	snprintf(id, sizeof(id), "sim-%016" PRIx64, p->seed);
-	struct model_program prog = { .id = id, .path = "/sim/program" };
+	struct model_program prog = {.id = id, .path = "/sim/program"};
 	for (unsigned run = 0; run < p->runs; run++) {
 		if ((r = sim_step(&s, b, &prog, res, &culprit_runs, &culprit_fail)) < 0)
 			goto leave;
 		if (res->contender_run < 0 &&
-		    stat_effective(res->baseline_runs, res->baseline_failures, culprit_runs,
-				   culprit_fail, NULL)) {
+		    model_stat_effective(res->baseline_runs, res->baseline_failures, culprit_runs,
+					 culprit_fail, NULL)) {
 			res->contender_run = (int)run + 1;
 			res->contender_failures = res->failures;
 		}
@@ -173,7 +173,7 @@ model_start(void *ctx, const struct model_program *prog, struct model_plan **ret
 static int
 model_end(void *ctx, const char *run, bool failed, const struct model_event *rpb, size_t n)
 {
-	struct model_report rep = { .run = run, .failed = failed, .rpb = rpb, .n_rpb = n };
+	struct model_report rep = {.run = run, .failed = failed, .rpb = rpb, .n_rpb = n};
 	return model_run_end(ctx, &rep);
 }
 
@@ -187,7 +187,10 @@ void
 sim_backend_model(struct model *m, struct sim_backend *ret)
 {
 	*ret = (struct sim_backend){
-		.ctx = m, .start = model_start, .end = model_end, .correct = model_correct,
+	    .ctx = m,
+	    .start = model_start,
+	    .end = model_end,
+	    .correct = model_correct,
 	};
 }
 

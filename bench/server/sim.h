@@ -15,11 +15,11 @@
 
 struct sim_params {
 	uint64_t seed;
-	unsigned runs;		 /* 400 */
-	unsigned threads;	 /* 4 */
+	unsigned runs;		   /* 400 */
+	unsigned threads;	   /* 4 */
 	unsigned sites_per_thread; /* 9: 36 sites, 972 cross-thread pairs */
-	unsigned rpb_len;	 /* events per RPB: 120 */
-	double p_fail;		 /* 0.3 */
+	unsigned rpb_len;	   /* events per RPB: 120 */
+	double p_fail;		   /* 0.3 */
 };
 
 void sim_params_init(struct sim_params *p, uint64_t seed);
@@ -27,9 +27,9 @@ void sim_params_init(struct sim_params *p, uint64_t seed);
 struct sim_result {
 	unsigned runs, failures;
 	unsigned baseline_runs, baseline_failures;
-	unsigned culprit_served;	/* runs that loaded the culprit */
-	int contender_run;		/* first run after which the culprit is a contender; -1 */
-	unsigned contender_failures;	/* failures up to that run */
+	unsigned culprit_served;     /* runs that loaded the culprit */
+	int contender_run;	     /* first run after which the culprit is a contender; -1 */
+	unsigned contender_failures; /* failures up to that run */
 	unsigned late_runs, late_failures; /* non-baseline runs after it, and their failures */
 };
 

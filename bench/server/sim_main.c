@@ -15,17 +15,20 @@
 #include "bench/server/httpc.h"
 #include "bench/server/sim.h"
 
+/* @candidates: constraints the model learned, 0 when unknown (through a server). */
 static void
-print_row(const char *sel, uint64_t seed, const struct sim_result *r)
+print_row(const char *sel, uint64_t seed, const struct sim_result *r, size_t candidates)
 {
-	printf("%-13s %4" PRIu64 " %5u %8u %8u %9d %10u %7u %9.3f\n", sel, seed, r->runs,
+	printf("%-13s %4" PRIu64 " %5u %8u %8u %9d %10u %7u %9.3f %10zu\n", sel, seed, r->runs,
 	       r->failures, r->culprit_served, r->contender_run, r->contender_failures,
-	       r->late_runs, r->late_runs ? (double)r->late_failures / r->late_runs : 0.0);
+	       r->late_runs, r->late_runs ? (double)r->late_failures / r->late_runs : 0.0,
+	       candidates);
 }
 
 /* One simulation on a fresh temporary store. */
 static int
-run_local(enum model_selector sel, const struct sim_params *p, struct sim_result *res)
+run_local(enum model_selector sel, const struct sim_params *p, struct sim_result *res,
+	  size_t *ret_candidates)
 {
 	char dir[] = "/tmp/aviso-sim-XXXXXX";
 	struct model_options o;
@@ -43,6 +46,11 @@ run_local(enum model_selector sel, const struct sim_params *p, struct sim_result
 	if (r == 0) {
 		sim_backend_model(m, &b);
 		r = sim_run(p, &b, res);
+		struct model_stats *st;
+		if (r == 0 && (r = model_stats_get(m, NULL, &st)) == 0) {
+			*ret_candidates = st->n ? st->programs[0].n_constraints : 0;
+			model_stats_free(st);
+		}
 		model_close(m);
 	}
 	char cmd[64];
@@ -56,11 +64,11 @@ int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "runs", required_argument, NULL, 'r' },
-		{ "seeds", required_argument, NULL, 's' },
-		{ "selector", required_argument, NULL, 'S' },
-		{ "url", required_argument, NULL, 'u' },
-		{ 0 },
+	    {"runs", required_argument, NULL, 'r'},
+	    {"seeds", required_argument, NULL, 's'},
+	    {"selector", required_argument, NULL, 'S'},
+	    {"url", required_argument, NULL, 'u'},
+	    {0},
 	};
 	unsigned runs = 400, first = 1, last = 8;
 	const char *selname = "all", *url = NULL;
@@ -68,20 +76,27 @@ main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'r': runs = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'r':
+			runs = (unsigned)strtoul(optarg, NULL, 10);
+			break;
 		case 's':
 			if (sscanf(optarg, "%u-%u", &first, &last) != 2)
 				first = last = (unsigned)strtoul(optarg, NULL, 10);
 			break;
-		case 'S': selname = optarg; break;
-		case 'u': url = optarg; break;
+		case 'S':
+			selname = optarg;
+			break;
+		case 'u':
+			url = optarg;
+			break;
 		default:
 			fprintf(stderr, "usage: aviso-sim [--runs N] [--seeds A-B] "
 					"[--selector NAME|all] [--url BASE]\n");
 			return 2;
 		}
 	}
-	printf("selector      seed  runs failures  culprit contender  failures-  late    late\n"
+	printf("selector      seed  runs failures  culprit contender  failures-  late    late "
+	       "candidates\n"
 	       "                                    served  after-run  to-contend  runs    rate\n");
 	for (int s = 0; s < MODEL_SELECT__COUNT; s++) {
 		const char *name = model_selector_name(s);
@@ -93,6 +108,7 @@ main(int argc, char **argv)
 			struct sim_params p;
 			struct sim_result res;
 			struct sim_backend b;
+			size_t candidates = 0;
 			int r;
 			sim_params_init(&p, seed);
 			p.runs = runs;
@@ -100,13 +116,14 @@ main(int argc, char **argv)
 				sim_backend_http(url, &b);
 				r = sim_run(&p, &b, &res);
 			} else {
-				r = run_local(s, &p, &res);
+				r = run_local(s, &p, &res, &candidates);
 			}
 			if (r < 0) {
-				fprintf(stderr, "aviso-sim: %s seed %u: %s\n", name, seed, strerror(-r));
+				fprintf(stderr, "aviso-sim: %s seed %u: %s\n", name, seed,
+					strerror(-r));
 				return 1;
 			}
-			print_row(url ? "(server)" : name, seed, &res);
+			print_row(url ? "(server)" : name, seed, &res, candidates);
 			fflush(stdout);
 		}
 	}

@@ -77,7 +77,7 @@ END_TEST
 static struct model_event
 ev(uint64_t seq, uint32_t t, const char *site)
 {
-	return (struct model_event){ .seq = seq, .thread = t, .site = site };
+	return (struct model_event){.seq = seq, .thread = t, .site = site};
 }
 
 /* Extracts the pairs of @e (given out of order on purpose) as "ba" strings. */
@@ -87,17 +87,18 @@ pairs_as_text(const struct model_event *e, size_t n, unsigned window, bool rule,
 	struct rpb r;
 	struct pair *p;
 
-	ck_assert_int_eq(rpb_init(&r, e, n), 0);
-	long np = pairs_extract(r.site, r.thread, r.n, window, rule, &p);
+	ck_assert_int_eq(model_rpb_init(&r, e, n), 0);
+	long np = model_pairs_extract(r.site, r.thread, r.n, window, rule, &p);
 	ck_assert_int_ge(np, 0);
 	out[0] = '\0';
 	for (long i = 0; i < np; i++) {
 		char pair[8];
-		snprintf(pair, sizeof(pair), "%s%s%s", i ? " " : "", r.sites[p[i].b], r.sites[p[i].a]);
+		snprintf(pair, sizeof(pair), "%s%s%s", i ? " " : "", r.sites[p[i].b],
+			 r.sites[p[i].a]);
 		strcat(out, pair);
 	}
 	free(p);
-	rpb_fini(&r);
+	model_rpb_fini(&r);
 }
 
 /*
@@ -107,8 +108,8 @@ pairs_as_text(const struct model_event *e, size_t n, unsigned window, bool rule,
  */
 START_TEST(candidates_from_crafted_rpb)
 {
-	struct model_event e[] = { ev(4, 2, "d"), ev(1, 1, "a"), ev(3, 1, "c"), ev(5, 3, "a"),
-				   ev(2, 2, "b") };
+	struct model_event e[] = {ev(4, 2, "d"), ev(1, 1, "a"), ev(3, 1, "c"), ev(5, 3, "a"),
+				  ev(2, 2, "b")};
 	char text[128];
 
 	pairs_as_text(e, 5, 10, true, text);
@@ -123,100 +124,100 @@ END_TEST
 START_TEST(pair_counts_and_window_bound)
 {
 	/* x y x y x y alternating threads: (x,y) thrice, (y,x) twice with window 2. */
-	struct model_event e[] = { ev(1, 1, "x"), ev(2, 2, "y"), ev(3, 1, "x"),
-				   ev(4, 2, "y"), ev(5, 1, "x"), ev(6, 2, "y") };
+	struct model_event e[] = {ev(1, 1, "x"), ev(2, 2, "y"), ev(3, 1, "x"),
+				  ev(4, 2, "y"), ev(5, 1, "x"), ev(6, 2, "y")};
 	struct rpb r;
 	struct pair *p;
 
-	ck_assert_int_eq(rpb_init(&r, e, 6), 0);
-	long np = pairs_extract(r.site, r.thread, r.n, 2, true, &p);
+	ck_assert_int_eq(model_rpb_init(&r, e, 6), 0);
+	long np = model_pairs_extract(r.site, r.thread, r.n, 2, true, &p);
 	ck_assert_int_eq(np, 2);
 	ck_assert_uint_eq(p[0].count, 3); /* (x,y) */
 	ck_assert_uint_eq(p[1].count, 2); /* (y,x) */
 	free(p);
 	/* Window 10 with the rule: each event pairs only with the next (the one after is its
 	 * own thread's), so the same counts. */
-	np = pairs_extract(r.site, r.thread, r.n, 10, true, &p);
+	np = model_pairs_extract(r.site, r.thread, r.n, 10, true, &p);
 	ck_assert_int_eq(np, 2);
 	ck_assert_uint_eq(p[0].count + p[1].count, 5);
 	free(p);
-	rpb_fini(&r);
+	model_rpb_fini(&r);
 }
 END_TEST
 
 START_TEST(invariance_formulas)
 {
-	ck_assert_double_eq_tol(stat_oi(3, 1), 0.75, 1e-12);
-	ck_assert_double_eq_tol(stat_oi(0, 0), 0.5, 1e-12);
-	ck_assert_double_eq_tol(stat_oi(0, 4), 0.0, 1e-12);
+	ck_assert_double_eq_tol(model_stat_oi(3, 1), 0.75, 1e-12);
+	ck_assert_double_eq_tol(model_stat_oi(0, 0), 0.5, 1e-12);
+	ck_assert_double_eq_tol(model_stat_oi(0, 4), 0.0, 1e-12);
 	/* f(B,A) = 2, row(B) = 10, col(A) = 6: 1 - 2 / (8 + 4). */
-	ck_assert_double_eq_tol(stat_ci(2, 10, 6), 1.0 - 2.0 / 12.0, 1e-12);
-	ck_assert_double_eq_tol(stat_ci(0, 0, 0), 0.5, 1e-12);
-	ck_assert_double_eq_tol(stat_ci(5, 6, 5), 0.0, 1e-12); /* clamped */
-	ck_assert_double_eq_tol(stat_fc(3, 4), 0.75, 1e-12);
-	ck_assert_double_eq_tol(stat_fc(0, 0), 0.0, 1e-12);
-	ck_assert_double_eq_tol(stat_weight_paper(0.5, 0, 0), 0.5, 1e-12);
+	ck_assert_double_eq_tol(model_stat_ci(2, 10, 6), 1.0 - 2.0 / 12.0, 1e-12);
+	ck_assert_double_eq_tol(model_stat_ci(0, 0, 0), 0.5, 1e-12);
+	ck_assert_double_eq_tol(model_stat_ci(5, 6, 5), 0.0, 1e-12); /* clamped */
+	ck_assert_double_eq_tol(model_stat_fc(3, 4), 0.75, 1e-12);
+	ck_assert_double_eq_tol(model_stat_fc(0, 0), 0.0, 1e-12);
+	ck_assert_double_eq_tol(model_stat_weight_paper(0.5, 0, 0), 0.5, 1e-12);
 	/* 0.5 * exp(8 * 0.7 - 0.7) + 0.001 */
-	ck_assert_double_eq_tol(stat_weight_paper(0.5, 10, 3), 67.14588984246777, 1e-9);
+	ck_assert_double_eq_tol(model_stat_weight_paper(0.5, 10, 3), 67.14588984246777, 1e-9);
 }
 END_TEST
 
 START_TEST(chi_square_known_values)
 {
 	/* {{30, 70}, {5, 95}}: 200 * 2500^2 / (100 * 100 * 35 * 165) */
-	ck_assert_double_eq_tol(stat_chi2(30, 70, 5, 95), 21.645021645021647, 1e-9);
-	ck_assert_double_eq_tol(stat_chi2(30, 70, 3, 17), 1.8808777429467085, 1e-9);
-	ck_assert_double_eq_tol(stat_chi2(10, 10, 10, 10), 0.0, 1e-12);
-	ck_assert_double_eq_tol(stat_chi2(0, 0, 3, 4), 0.0, 1e-12); /* empty margin */
+	ck_assert_double_eq_tol(model_stat_chi2(30, 70, 5, 95), 21.645021645021647, 1e-9);
+	ck_assert_double_eq_tol(model_stat_chi2(30, 70, 3, 17), 1.8808777429467085, 1e-9);
+	ck_assert_double_eq_tol(model_stat_chi2(10, 10, 10, 10), 0.0, 1e-12);
+	ck_assert_double_eq_tol(model_stat_chi2(0, 0, 3, 4), 0.0, 1e-12); /* empty margin */
 
 	double chi2;
-	ck_assert(stat_effective(100, 30, 100, 5, &chi2));
+	ck_assert(model_stat_effective(100, 30, 100, 5, &chi2));
 	ck_assert_double_eq_tol(chi2, 21.645021645021647, 1e-9);
-	ck_assert(!stat_effective(100, 30, 20, 3, &chi2));  /* lower, not significant */
-	ck_assert(!stat_effective(100, 5, 100, 30, &chi2)); /* significant, but higher */
-	ck_assert(!stat_effective(0, 0, 10, 0, NULL));
+	ck_assert(!model_stat_effective(100, 30, 20, 3, &chi2));  /* lower, not significant */
+	ck_assert(!model_stat_effective(100, 5, 100, 30, &chi2)); /* significant, but higher */
+	ck_assert(!model_stat_effective(0, 0, 10, 0, NULL));
 }
 END_TEST
 
 START_TEST(baseline_confidence)
 {
-	ck_assert(!stat_baseline_known(0, 0));
-	ck_assert(!stat_baseline_known(200, 60));  /* p~0.30: needs ~336 runs */
-	ck_assert(stat_baseline_known(400, 120));
-	ck_assert(!stat_baseline_known(20, 0));	   /* 0 of 20 is not +/-5% yet */
-	ck_assert(stat_baseline_known(200, 0));
+	ck_assert(!model_stat_baseline_known(0, 0));
+	ck_assert(!model_stat_baseline_known(200, 60)); /* p~0.30: needs ~336 runs */
+	ck_assert(model_stat_baseline_known(400, 120));
+	ck_assert(!model_stat_baseline_known(20, 0)); /* 0 of 20 is not +/-5% yet */
+	ck_assert(model_stat_baseline_known(200, 0));
 }
 END_TEST
 
 START_TEST(similarity_of_site_sets)
 {
-	uint32_t a[] = { 1, 2, 3, 4, 5 }, b[] = { 1, 2, 3, 4 }, c[] = { 1, 2, 9 };
-	ck_assert_double_eq_tol(sites_similarity(a, 5, b, 4), 0.8, 1e-12);
-	ck_assert_double_eq_tol(sites_similarity(a, 5, c, 3), 2.0 / 6.0, 1e-12);
-	ck_assert_double_eq_tol(sites_similarity(NULL, 0, NULL, 0), 1.0, 1e-12);
-	ck_assert_double_eq_tol(sites_similarity(a, 5, NULL, 0), 0.0, 1e-12);
+	uint32_t a[] = {1, 2, 3, 4, 5}, b[] = {1, 2, 3, 4}, c[] = {1, 2, 9};
+	ck_assert_double_eq_tol(model_sites_similarity(a, 5, b, 4), 0.8, 1e-12);
+	ck_assert_double_eq_tol(model_sites_similarity(a, 5, c, 3), 2.0 / 6.0, 1e-12);
+	ck_assert_double_eq_tol(model_sites_similarity(NULL, 0, NULL, 0), 1.0, 1e-12);
+	ck_assert_double_eq_tol(model_sites_similarity(a, 5, NULL, 0), 0.0, 1e-12);
 }
 END_TEST
 
 START_TEST(prng_is_seeded_and_beta_mean)
 {
 	struct prng r1, r2;
-	prng_seed(&r1, 42);
-	prng_seed(&r2, 42);
+	model_prng_seed(&r1, 42);
+	model_prng_seed(&r2, 42);
 	for (int i = 0; i < 100; i++)
-		ck_assert_uint_eq(prng_next(&r1), prng_next(&r2));
+		ck_assert_uint_eq(model_prng_next(&r1), model_prng_next(&r2));
 	double sum = 0;
 	for (int i = 0; i < 10000; i++)
-		sum += prng_beta(&r1, 2, 6);
+		sum += model_prng_beta(&r1, 2, 6);
 	ck_assert_double_eq_tol(sum / 10000, 0.25, 0.01);
 	sum = 0;
 	for (int i = 0; i < 10000; i++)
-		sum += prng_beta(&r1, 0.3, 0.7); /* shape < 1 path */
+		sum += model_prng_beta(&r1, 0.3, 0.7); /* shape < 1 path */
 	ck_assert_double_eq_tol(sum / 10000, 0.3, 0.015);
 }
 END_TEST
 
-/* Counts, over 10,000 seeded draws, how often each outcome of select_run comes up. */
+/* Counts, over 10,000 seeded draws, how often each outcome of model_select_run comes up. */
 static void
 draw_frequencies(const struct sel_input *in, double *ret_freq /* [n + 1], last: baseline */)
 {
@@ -225,11 +226,11 @@ draw_frequencies(const struct sel_input *in, double *ret_freq /* [n + 1], last: 
 	struct prng rng;
 	long choice;
 
-	prng_seed(&rng, 1234);
+	model_prng_seed(&rng, 1234);
 	for (size_t i = 0; i <= n; i++)
 		ret_freq[i] = 0;
 	for (int d = 0; d < draws; d++) {
-		if (select_run(in, &rng, &choice))
+		if (model_select_run(in, &rng, &choice))
 			ret_freq[n] += 1.0 / draws;
 		else
 			ret_freq[choice] += 1.0 / draws;
@@ -239,10 +240,10 @@ draw_frequencies(const struct sel_input *in, double *ret_freq /* [n + 1], last: 
 START_TEST(selection_frequencies_paper)
 {
 	/* Nothing used, baseline unknown: 10% baseline, else proportional to rank. */
-	struct sel_con c[3] = { { .cid = 1, .rank = 0.5 }, { .cid = 2, .rank = 0.3 },
-				{ .cid = 3, .rank = 0.2 } };
-	struct sel_class k = { .id = 1, .n = 3, .c = c };
-	struct sel_input in = { .selector = MODEL_SELECT_PAPER, .n_classes = 1, .classes = &k };
+	struct sel_con c[3] = {
+	    {.cid = 1, .rank = 0.5}, {.cid = 2, .rank = 0.3}, {.cid = 3, .rank = 0.2}};
+	struct sel_class k = {.id = 1, .n = 3, .c = c};
+	struct sel_input in = {.selector = MODEL_SELECT_PAPER, .n_classes = 1, .classes = &k};
 	double f[4];
 
 	draw_frequencies(&in, f);
@@ -258,7 +259,7 @@ START_TEST(selection_frequencies_paper)
 	in.base_failures = 120;
 	c[0].runs = 100;
 	c[0].failures = 2;
-	c[0].effective = stat_effective(400, 120, 100, 2, &c[0].chi2);
+	c[0].effective = model_stat_effective(400, 120, 100, 2, &c[0].chi2);
 	c[2].runs = 10;
 	c[2].failures = 3;
 	ck_assert(c[0].effective);
@@ -274,12 +275,15 @@ START_TEST(selection_thompson_prefers_rank_and_success)
 {
 	/* Equal ranks: the one that never failed in 20 runs beats the one failing at the
 	 * baseline rate; an unused one of the same rank explores in between. */
-	struct sel_con c[3] = { { .cid = 1, .rank = 0.5, .runs = 20, .failures = 6 },
-				{ .cid = 2, .rank = 0.5, .runs = 20, .failures = 0 },
-				{ .cid = 3, .rank = 0.5 } };
-	struct sel_class k = { .id = 1, .n = 3, .c = c };
-	struct sel_input in = { .selector = MODEL_SELECT_THOMPSON_MAX, .base_runs = 100,
-				.base_failures = 30, .n_classes = 1, .classes = &k };
+	struct sel_con c[3] = {{.cid = 1, .rank = 0.5, .runs = 20, .failures = 6},
+			       {.cid = 2, .rank = 0.5, .runs = 20, .failures = 0},
+			       {.cid = 3, .rank = 0.5}};
+	struct sel_class k = {.id = 1, .n = 3, .c = c};
+	struct sel_input in = {.selector = MODEL_SELECT_THOMPSON_MAX,
+			       .base_runs = 100,
+			       .base_failures = 30,
+			       .n_classes = 1,
+			       .classes = &k};
 	double f[4], g[4];
 
 	draw_frequencies(&in, f);
@@ -324,7 +328,7 @@ store_teardown(void)
 	nftw(tmpdir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
-static const struct model_program prog = { .id = "b1d", .path = "/bin/prog" };
+static const struct model_program prog = {.id = "b1d", .path = "/bin/prog"};
 
 static struct model *
 open_model(unsigned window)
@@ -357,8 +361,8 @@ report(struct model *m, bool failed, const struct model_event *e, size_t n)
 {
 	char run[48];
 	start(m, run);
-	struct model_report rep = { .run = run, .failed = failed, .have_constraints = true,
-				    .rpb = e, .n_rpb = n };
+	struct model_report rep = {
+	    .run = run, .failed = failed, .have_constraints = true, .rpb = e, .n_rpb = n};
 	ck_assert_int_eq(model_run_end(m, &rep), 0);
 }
 
@@ -385,12 +389,12 @@ find_constraint(const struct model_program_stats *ps, const char *b, const char 
 START_TEST(rank_of_a_small_model)
 {
 	struct model *m = open_model(2);
-	struct model_event f1[] = { ev(1, 1, "x"), ev(2, 2, "y"), ev(3, 1, "z") };
-	struct model_event f2[] = { ev(1, 2, "z"), ev(2, 1, "x"), ev(3, 2, "y") };
-	struct model_event yx[] = { ev(1, 2, "y"), ev(2, 1, "x") };
-	struct model_event xy[] = { ev(1, 1, "x"), ev(2, 2, "y") };
-	struct model_event xz[] = { ev(1, 1, "x"), ev(2, 2, "z") };
-	struct model_event wy[] = { ev(1, 1, "w"), ev(2, 2, "y") };
+	struct model_event f1[] = {ev(1, 1, "x"), ev(2, 2, "y"), ev(3, 1, "z")};
+	struct model_event f2[] = {ev(1, 2, "z"), ev(2, 1, "x"), ev(3, 2, "y")};
+	struct model_event yx[] = {ev(1, 2, "y"), ev(2, 1, "x")};
+	struct model_event xy[] = {ev(1, 1, "x"), ev(2, 2, "y")};
+	struct model_event xz[] = {ev(1, 1, "x"), ev(2, 2, "z")};
+	struct model_event wy[] = {ev(1, 1, "w"), ev(2, 2, "y")};
 	char run[48];
 
 	report(m, true, f1, 3);
@@ -451,8 +455,8 @@ fail_with_sites(struct model *m, const char *const *sites, size_t n)
 START_TEST(class_assignment)
 {
 	struct model *m = open_model(10);
-	const char *s1[] = { "a", "b", "c", "d", "e" }, *s2[] = { "a", "b", "c", "d" };
-	const char *s3[] = { "a", "b", "x", "y" }, *s4[] = { "y", "x", "b", "a" };
+	const char *s1[] = {"a", "b", "c", "d", "e"}, *s2[] = {"a", "b", "c", "d"};
+	const char *s3[] = {"a", "b", "x", "y"}, *s4[] = {"y", "x", "b", "a"};
 
 	fail_with_sites(m, s1, 5); /* class 1 */
 	fail_with_sites(m, s2, 4); /* 4/5 = 0.8 of class 1's exemplar: joins */
@@ -475,7 +479,7 @@ END_TEST
 START_TEST(start_serves_one_per_class_and_replays)
 {
 	struct model *m = open_model(10);
-	const char *s1[] = { "a", "b", "c" }, *s2[] = { "p", "q", "r" };
+	const char *s1[] = {"a", "b", "c"}, *s2[] = {"p", "q", "r"};
 	struct model_plan *p1, *p2;
 	uint64_t seed;
 
@@ -503,6 +507,55 @@ START_TEST(start_serves_one_per_class_and_replays)
 }
 END_TEST
 
+/* Starts runs with seeds 1, 2, ... until one is not a baseline run; returns how many
+ * constraints it got. */
+static size_t
+served_constraints(struct model *m)
+{
+	for (uint64_t seed = 1; seed < 100; seed++) {
+		struct model_plan *p;
+		ck_assert_int_eq(model_run_start(m, &prog, &seed, &p), 0);
+		size_t n = p->n;
+		bool baseline = p->baseline;
+		model_plan_free(p);
+		if (!baseline)
+			return n;
+	}
+	ck_abort_msg("99 baseline runs in a row");
+	return 0;
+}
+
+START_TEST(snapshot_age_bounds_staleness)
+{
+	struct model_options o;
+	struct model *m;
+	const char *s1[] = {"a", "b", "c"}, *s2[] = {"p", "q", "r"};
+
+	model_options_init(&o);
+	o.no_sync = true;
+	o.snapshot_ms = 3600 * 1000; /* an hour: the first snapshot stays */
+	ck_assert_int_eq(model_open(tmpdir, &o, &m), 0);
+	fail_with_sites(m, s1, 3);
+	ck_assert_uint_eq(served_constraints(m), 1);
+	fail_with_sites(m, s2, 3); /* a second class, unseen by the cached snapshot */
+	ck_assert_uint_eq(served_constraints(m), 1);
+	model_close(m);
+	m = open_model(10); /* snapshot_ms 0: always the latest */
+	ck_assert_uint_eq(served_constraints(m), 2);
+	model_close(m);
+
+	/* 1 ms: stale soon, then the next start rebuilds it. */
+	o.snapshot_ms = 1;
+	const char *s3[] = { "u", "v", "w" };
+	ck_assert_int_eq(model_open(tmpdir, &o, &m), 0);
+	ck_assert_uint_eq(served_constraints(m), 2);
+	fail_with_sites(m, s3, 3);
+	usleep(5000);
+	ck_assert_uint_eq(served_constraints(m), 3);
+	model_close(m);
+}
+END_TEST
+
 /* The whole /api/stats text: equal texts, equal store. */
 static char *
 stats_text(struct model *m)
@@ -519,24 +572,29 @@ stats_text(struct model *m)
 START_TEST(bad_reports_change_nothing)
 {
 	struct model *m = open_model(10);
-	const char *s1[] = { "a", "b", "c" };
+	const char *s1[] = {"a", "b", "c"};
 	char run[48];
 
 	fail_with_sites(m, s1, 3);
 	start(m, run);
 	char *before = stats_text(m);
-	const char *bogus[] = { "999" }, *garbage[] = { "1x" };
-	struct model_event e[] = { ev(1, 1, "zz"), ev(2, 2, "yy") };
-	struct model_report rep = { .run = run, .failed = true, .have_constraints = true,
-				    .constraints = bogus, .n_constraints = 1, .rpb = e, .n_rpb = 2 };
-	ck_assert_int_eq(model_run_end(m, &rep), -EINVAL);	/* unknown constraint */
+	const char *bogus[] = {"999"}, *garbage[] = {"1x"};
+	struct model_event e[] = {ev(1, 1, "zz"), ev(2, 2, "yy")};
+	struct model_report rep = {.run = run,
+				   .failed = true,
+				   .have_constraints = true,
+				   .constraints = bogus,
+				   .n_constraints = 1,
+				   .rpb = e,
+				   .n_rpb = 2};
+	ck_assert_int_eq(model_run_end(m, &rep), -EINVAL); /* unknown constraint */
 	rep.constraints = garbage;
-	ck_assert_int_eq(model_run_end(m, &rep), -EINVAL);	/* not an id */
+	ck_assert_int_eq(model_run_end(m, &rep), -EINVAL); /* not an id */
 	rep.n_constraints = 0;
 	rep.run = "1-999";
-	ck_assert_int_eq(model_run_end(m, &rep), -ENOENT);	/* unknown run */
+	ck_assert_int_eq(model_run_end(m, &rep), -ENOENT); /* unknown run */
 	rep.run = "7-1";
-	ck_assert_int_eq(model_run_end(m, &rep), -ENOENT);	/* unknown program */
+	ck_assert_int_eq(model_run_end(m, &rep), -ENOENT); /* unknown program */
 	rep.run = "1-";
 	ck_assert_int_eq(model_run_end(m, &rep), -EINVAL);
 	ck_assert_int_eq(model_run_tick(m, "x"), -EINVAL);
@@ -547,7 +605,7 @@ START_TEST(bad_reports_change_nothing)
 
 	rep.run = run;
 	ck_assert_int_eq(model_run_end(m, &rep), 0);
-	ck_assert_int_eq(model_run_end(m, &rep), -EALREADY);	/* a run ends once */
+	ck_assert_int_eq(model_run_end(m, &rep), -EALREADY); /* a run ends once */
 	ck_assert_int_eq(model_run_tick(m, run), -EALREADY);
 	free(before);
 	model_close(m);
@@ -576,7 +634,7 @@ END_TEST
 START_TEST(persists_across_reopen)
 {
 	struct model *m = open_model(10);
-	const char *s1[] = { "a", "b", "c", "d" };
+	const char *s1[] = {"a", "b", "c", "d"};
 
 	fail_with_sites(m, s1, 4);
 	char *before = stats_text(m);
@@ -605,7 +663,7 @@ START_TEST(map_grows_when_full)
 	o.map_size = 64 << 10; /* 64 KiB: full after a few failures */
 	o.no_sync = true;
 	ck_assert_int_eq(model_open(tmpdir, &o, &m), 0);
-	ck_assert_int_eq(model_store_size(m, &map0, &used), 0);
+	ck_assert_int_eq(model_disk_usage(m, &map0, &used), 0);
 	for (int f = 0; f < 20; f++) {
 		for (int i = 0; i < 200; i++) {
 			snprintf(names[i], sizeof(names[i]), "site-%d-%d", f, i);
@@ -613,7 +671,7 @@ START_TEST(map_grows_when_full)
 		}
 		report(m, true, e, 200);
 	}
-	ck_assert_int_eq(model_store_size(m, &map, &used), 0);
+	ck_assert_int_eq(model_disk_usage(m, &map, &used), 0);
 	ck_assert_uint_gt(map, map0);
 	struct model_stats *st;
 	ck_assert_int_eq(model_stats_get(m, NULL, &st), 0);
@@ -649,8 +707,8 @@ START_TEST(several_processes_share_a_store)
 				struct model_plan *plan;
 				if (model_run_start(m, &prog, NULL, &plan) < 0)
 					_exit(2);
-				struct model_report rep = { .run = plan->run, .failed = true,
-							    .rpb = e, .n_rpb = 3 };
+				struct model_report rep = {
+				    .run = plan->run, .failed = true, .rpb = e, .n_rpb = 3};
 				int r = model_run_end(m, &rep);
 				model_plan_free(plan);
 				if (r < 0)
@@ -690,7 +748,8 @@ START_TEST(json_reports_strict_types)
 			 "\"thread\":2,\"tid\":9,\"pid\":8,\"kind\":\"mutex_lock\",\"site\":\"s\","
 			 "\"where\":\"f.c:1\",\"object\":\"0x10\",\"new\":true}]}";
 
-	ck_assert_int_eq(model_json_parse_report(ok, strlen(ok), MODEL_JSON_END, &doc, &rep, &err), 0);
+	ck_assert_int_eq(model_json_parse_report(ok, strlen(ok), MODEL_JSON_END, &doc, &rep, &err),
+			 0);
 	ck_assert_str_eq(rep.run, "1-2");
 	ck_assert(rep.failed && rep.have_constraints);
 	ck_assert_uint_eq(rep.n_constraints, 1);
@@ -702,39 +761,46 @@ START_TEST(json_reports_strict_types)
 	model_json_doc_free(doc);
 
 	static const char *const bad[] = {
-		"{\"run\":\"1-2\",\"outcome\":\"failure\"",		/* malformed */
-		"{\"run\":\"1-2\",\"outcome\":\"failure\"} x",		/* trailing data */
-		"[1]",							/* not an object */
-		"{\"run\":12,\"outcome\":\"failure\"}",			/* wrong type */
-		"{\"run\":\"1-2\",\"outcome\":\"maybe\"}",
-		"{\"run\":\"1-2\",\"outcome\":\"success\",\"constraints\":[3]}",
-		"{\"run\":\"1-2\",\"outcome\":\"failure\",\"rpb\":[{\"seq\":1,\"thread\":1}]}",
-		"{\"run\":\"1-2\",\"outcome\":\"failure\",\"rpb\":[{\"seq\":-1,\"thread\":1,"
-		"\"site\":\"s\"}]}",
-		"{\"run\":\"1-2\",\"outcome\":\"failure\",\"rpb\":[{\"seq\":1,\"thread\":1,"
-		"\"site\":\"s\",\"kind\":\"mutex_lok\"}]}",
-		"{\"run\":\"1-2\",\"outcome\":\"failure\",\"failure\":3}",
+	    "{\"run\":\"1-2\",\"outcome\":\"failure\"",	   /* malformed */
+	    "{\"run\":\"1-2\",\"outcome\":\"failure\"} x", /* trailing data */
+	    "[1]",					   /* not an object */
+	    "{\"run\":12,\"outcome\":\"failure\"}",	   /* wrong type */
+	    "{\"run\":\"1-2\",\"outcome\":\"maybe\"}",
+	    "{\"run\":\"1-2\",\"outcome\":\"success\",\"constraints\":[3]}",
+	    "{\"run\":\"1-2\",\"outcome\":\"failure\",\"rpb\":[{\"seq\":1,\"thread\":1}]}",
+	    "{\"run\":\"1-2\",\"outcome\":\"failure\",\"rpb\":[{\"seq\":-1,\"thread\":1,"
+	    "\"site\":\"s\"}]}",
+	    "{\"run\":\"1-2\",\"outcome\":\"failure\",\"rpb\":[{\"seq\":1,\"thread\":1,"
+	    "\"site\":\"s\",\"kind\":\"mutex_lok\"}]}",
+	    "{\"run\":\"1-2\",\"outcome\":\"failure\",\"failure\":3}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err = NULL;
 		ck_assert_int_eq(model_json_parse_report(bad[i], strlen(bad[i]), MODEL_JSON_END,
-							 &doc, &rep, &err), -EINVAL);
+							 &doc, &rep, &err),
+				 -EINVAL);
 		ck_assert_ptr_nonnull(err);
 	}
 	const char *nobody = "{\"run\":\"1-2\"}";
-	ck_assert_int_eq(model_json_parse_report(nobody, strlen(nobody), MODEL_JSON_CORRECT, &doc,
-						 &rep, &err), -EINVAL);
-	ck_assert_int_eq(model_json_parse_report(nobody, strlen(nobody), MODEL_JSON_TICK, &doc,
-						 &rep, &err), 0);
+	ck_assert_int_eq(
+	    model_json_parse_report(nobody, strlen(nobody), MODEL_JSON_CORRECT, &doc, &rep, &err),
+	    -EINVAL);
+	ck_assert_int_eq(
+	    model_json_parse_report(nobody, strlen(nobody), MODEL_JSON_TICK, &doc, &rep, &err), 0);
 	model_json_doc_free(doc);
 }
 END_TEST
 
 START_TEST(json_plan_round_trip)
 {
-	struct model_served c = { .id = "7", .class_id = 2, .b = "p+0x1<p+0x2", .a = "q\"x",
-				  .b_where = "a.c:1", .a_where = "", .delay_us = 1000 };
-	struct model_plan p = { .run = "3-4", .seed = UINT64_MAX, .n = 1, .constraints = &c };
+	struct model_served c = {.id = "7",
+				 .class_id = 2,
+				 .b = "p+0x1<p+0x2",
+				 .a = "q\"x",
+				 .b_where = "a.c:1",
+				 .a_where = "",
+				 .delay_us = 1000};
+	struct model_plan p = {.run = "3-4", .seed = UINT64_MAX, .n = 1, .constraints = &c};
 	struct model_plan *q;
 	const char *err;
 	char *json;
@@ -784,6 +850,7 @@ model_suite(void)
 	tcase_add_test(tc, rank_of_a_small_model);
 	tcase_add_test(tc, class_assignment);
 	tcase_add_test(tc, start_serves_one_per_class_and_replays);
+	tcase_add_test(tc, snapshot_age_bounds_staleness);
 	tcase_add_test(tc, bad_reports_change_nothing);
 	tcase_add_test(tc, ticks_count_successes);
 	tcase_add_test(tc, persists_across_reopen);

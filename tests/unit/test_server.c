@@ -27,7 +27,7 @@
 
 struct srv {
 	pid_t pid;
-	char base[64];	/* http://127.0.0.1:PORT */
+	char base[64]; /* http://127.0.0.1:PORT */
 	char log[96];
 };
 
@@ -36,7 +36,7 @@ static char tmpdir[64];
 static void
 sleep_ms(long ms)
 {
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
 	nanosleep(&ts, NULL);
 }
 
@@ -49,7 +49,7 @@ srv_start(struct srv *s, const char *db, const char *const *extra)
 {
 	const char *exe = getenv("AVISO_SERVER");
 	/* A fixed master seed: the runs' choices are the same at every test run. */
-	const char *argv[32] = { exe, "--port", "0", "--db", db, "--seed", "4242" };
+	const char *argv[32] = {exe, "--port", "0", "--db", db, "--seed", "4242"};
 	int argc = 7;
 
 	ck_assert_msg(exe != NULL, "AVISO_SERVER is not set");
@@ -139,17 +139,16 @@ db_path(const char *name)
 
 /* @method @path with @body (NULL: none) and @token; returns the status, the body in @out. */
 static long
-req(const struct srv *s, const char *method, const char *path, const char *token,
-    const char *body, char **out)
+req(const struct srv *s, const char *method, const char *path, const char *token, const char *body,
+    char **out)
 {
 	char url[256];
 	long status = 0;
 	char *answer = NULL;
 
 	snprintf(url, sizeof(url), "%s%s", s->base, path);
-	ck_assert_int_eq(httpc_request(method, url, token, body, body ? strlen(body) : 0, &status,
-				       &answer),
-			 0);
+	ck_assert_int_eq(
+	    httpc_request(method, url, token, body, body ? strlen(body) : 0, &status, &answer), 0);
 	if (out)
 		*out = answer;
 	else
@@ -186,7 +185,9 @@ static char *
 failure_body(const char *run, const char *pfx)
 {
 	char *body;
-	ck_assert_int_ge(asprintf(&body,
+	ck_assert_int_ge(
+	    asprintf(
+		&body,
 		"{\"run\":\"%s\",\"outcome\":\"failure\",\"failure\":{\"signal\":11},\"rpb\":["
 		"{\"seq\":1,\"ns\":10,\"thread\":1,\"tid\":7,\"pid\":6,\"kind\":\"mutex_lock\","
 		"\"site\":\"%sa\",\"where\":\"a.c:1 f\",\"object\":\"0x10\"},"
@@ -195,7 +196,9 @@ failure_body(const char *run, const char *pfx)
 		"{\"seq\":3,\"ns\":30,\"thread\":1,\"tid\":7,\"pid\":6,\"kind\":\"point\","
 		"\"site\":\"%sc\"},"
 		"{\"seq\":4,\"ns\":40,\"thread\":2,\"tid\":8,\"pid\":6,\"kind\":\"point\","
-		"\"site\":\"%sd\"}]}", run, pfx, pfx, pfx, pfx), 0);
+		"\"site\":\"%sd\"}]}",
+		run, pfx, pfx, pfx, pfx),
+	    0);
 	return body;
 }
 
@@ -220,7 +223,8 @@ START_TEST(endpoints_flow)
 	free(out);
 	/* Nothing learned: a baseline run. */
 	ck_assert_int_eq(req(&s, "POST", "/start", NULL,
-			     "{\"program\":{\"id\":\"b1d\",\"path\":\"/bin/prog\"}}", &out), 200);
+			     "{\"program\":{\"id\":\"b1d\",\"path\":\"/bin/prog\"}}", &out),
+			 200);
 	ck_assert_ptr_nonnull(strstr(out, "\"run\":\"1-1\""));
 	ck_assert_ptr_nonnull(strstr(out, "\"baseline\":true"));
 	ck_assert_ptr_nonnull(strstr(out, "\"constraints\":[]"));
@@ -251,7 +255,8 @@ START_TEST(endpoints_flow)
 	char body[512];
 	snprintf(body, sizeof(body),
 		 "{\"run\":\"%s\",\"rpb\":[{\"seq\":1,\"thread\":2,\"site\":\"sb\"},"
-		 "{\"seq\":2,\"thread\":1,\"site\":\"sa\"}]}", run);
+		 "{\"seq\":2,\"thread\":1,\"site\":\"sa\"}]}",
+		 run);
 	ck_assert_int_eq(req(&s, "POST", "/correct", NULL, body, NULL), 200);
 	out = get_stats(&s);
 	ck_assert_ptr_nonnull(strstr(out, "\"correct_samples\":1"));
@@ -266,7 +271,7 @@ END_TEST
 
 START_TEST(bad_input_leaves_store_unchanged)
 {
-	static const char *const extra[] = { "--max-body", "4096", NULL };
+	static const char *const extra[] = {"--max-body", "4096", NULL};
 	struct srv s;
 	char *out, run[48];
 
@@ -279,27 +284,27 @@ START_TEST(bad_input_leaves_store_unchanged)
 		const char *method, *path, *body;
 		long status;
 	} cases[] = {
-		{ "POST", "/end", "{\"run\":\"1-2\",\"outcome\":", 400 },
-		{ "POST", "/end", "not json", 400 },
-		{ "POST", "/end", "{\"run\":2,\"outcome\":\"failure\"}", 400 },
-		{ "POST", "/end", "{\"run\":\"1-2\",\"outcome\":\"failure\",\"rpb\":{}}", 400 },
-		{ "POST", "/end", "{\"run\":\"1-2\",\"outcome\":\"failure\",\"rpb\":[{\"seq\":1}]}",
-		  400 },
-		{ "POST", "/end", "{\"run\":\"1-2\",\"outcome\":\"success\",\"constraints\":[\"99\"]}",
-		  400 },
-		{ "POST", "/end", "{\"run\":\"1-77\",\"outcome\":\"success\"}", 404 },
-		{ "POST", "/end", "{\"run\":\"9-1\",\"outcome\":\"success\"}", 404 },
-		{ "POST", "/end", "{\"run\":\"zz\",\"outcome\":\"success\"}", 400 },
-		{ "POST", "/end", "{\"run\":\"1-1\",\"outcome\":\"success\"}", 409 }, /* ended */
-		{ "POST", "/tick", "{}", 400 },
-		{ "POST", "/correct", "{\"run\":\"1-2\"}", 400 },
-		{ "POST", "/start", "{\"program\":\"x\"}", 400 },
-		{ "POST", "/start", "{\"program\":{\"id\":5}}", 400 },
-		{ "POST", "/start", "", 400 },
-		{ "GET", "/start", NULL, 405 },
-		{ "POST", "/stats", "{}", 405 },
-		{ "GET", "/nope", NULL, 404 },
-		{ "POST", "/end/", "{}", 404 },
+	    {"POST", "/end", "{\"run\":\"1-2\",\"outcome\":", 400},
+	    {"POST", "/end", "not json", 400},
+	    {"POST", "/end", "{\"run\":2,\"outcome\":\"failure\"}", 400},
+	    {"POST", "/end", "{\"run\":\"1-2\",\"outcome\":\"failure\",\"rpb\":{}}", 400},
+	    {"POST", "/end", "{\"run\":\"1-2\",\"outcome\":\"failure\",\"rpb\":[{\"seq\":1}]}",
+	     400},
+	    {"POST", "/end", "{\"run\":\"1-2\",\"outcome\":\"success\",\"constraints\":[\"99\"]}",
+	     400},
+	    {"POST", "/end", "{\"run\":\"1-77\",\"outcome\":\"success\"}", 404},
+	    {"POST", "/end", "{\"run\":\"9-1\",\"outcome\":\"success\"}", 404},
+	    {"POST", "/end", "{\"run\":\"zz\",\"outcome\":\"success\"}", 400},
+	    {"POST", "/end", "{\"run\":\"1-1\",\"outcome\":\"success\"}", 409}, /* ended */
+	    {"POST", "/tick", "{}", 400},
+	    {"POST", "/correct", "{\"run\":\"1-2\"}", 400},
+	    {"POST", "/start", "{\"program\":\"x\"}", 400},
+	    {"POST", "/start", "{\"program\":{\"id\":5}}", 400},
+	    {"POST", "/start", "", 400},
+	    {"GET", "/start", NULL, 405},
+	    {"POST", "/stats", "{}", 405},
+	    {"GET", "/nope", NULL, 404},
+	    {"POST", "/end/", "{}", 404},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		long st = req(&s, cases[i].method, cases[i].path, NULL, cases[i].body, &out);
@@ -332,7 +337,7 @@ END_TEST
 
 START_TEST(token_required)
 {
-	static const char *const extra[] = { "--token", "s3cret", NULL };
+	static const char *const extra[] = {"--token", "s3cret", NULL};
 	struct srv s;
 	char *out;
 
@@ -407,9 +412,10 @@ START_TEST(stats_page_escapes_and_charts)
 	free(out);
 	ck_assert_int_eq(req(&s, "GET", "/metrics", NULL, NULL, &out), 200);
 	ck_assert_ptr_nonnull(
-		strstr(out, "aviso_runs_started_total{program=\"/bin/prog\",build_id=\"b1d\"} 1\n"));
+	    strstr(out, "aviso_runs_started_total{program=\"/bin/prog\",build_id=\"b1d\"} 1\n"));
 	ck_assert_ptr_nonnull(strstr(out, "aviso_baseline_failures_total{"));
-	ck_assert_ptr_nonnull(strstr(out, "aviso_http_requests_total{endpoint=\"/end\",code=\"2xx\"} 1\n"));
+	ck_assert_ptr_nonnull(
+	    strstr(out, "aviso_http_requests_total{endpoint=\"/end\",code=\"2xx\"} 1\n"));
 	ck_assert_ptr_nonnull(strstr(out, "aviso_store_used_bytes "));
 	free(out);
 	srv_stop(&s, SIGTERM);
@@ -463,7 +469,7 @@ START_TEST(concurrent_clients)
 	srv_start(&s, db_path("db"), NULL);
 	fail_run(&s, start_run(&s, NULL), "s");
 	for (int i = 0; i < CLIENTS; i++) {
-		c[i] = (struct client){ .s = &s, .runs = RUNS };
+		c[i] = (struct client){.s = &s, .runs = RUNS};
 		ck_assert_int_eq(pthread_create(&t[i], NULL, client_main, &c[i]), 0);
 	}
 	for (int i = 0; i < CLIENTS; i++) {
@@ -491,8 +497,8 @@ simulate(unsigned first, unsigned last, unsigned runs)
 		char seedtxt[24], dbname[32];
 		snprintf(seedtxt, sizeof(seedtxt), "%u", seed);
 		snprintf(dbname, sizeof(dbname), "sim-%u", seed);
-		const char *const extra[] = { "--seed", seedtxt, "--no-sync", "--snapshot-ms", "0",
-					      NULL };
+		const char *const extra[] = {"--seed",	      seedtxt, "--no-sync",
+					     "--snapshot-ms", "0",     NULL};
 		struct srv s;
 		struct sim_params p;
 		struct sim_result r;
