@@ -8,6 +8,7 @@
 #include <sys/user.h>
 
 #include "breakpoints/breakpoints.h"
+#include "fsm/fsm.h"
 #include "model/event.h"
 #include "tracer/tracer.h"
 
@@ -40,6 +41,7 @@ struct thread {
 	 */
 	uint64_t rehit_addr, rehit_sp;
 	struct rpb_ring *ring;	/* its last events; NULL until its first */
+	bool stalled;		/* held by a schedule constraint until fsm says it is due */
 	bool hit_pending;	/* detach: ran an int3 whose SIGTRAP is still pending ... */
 	uint64_t hit_rewind;	/* ... and goes back to this entry once it is swallowed */
 	bool hit_pad;		/* ... from a pad: r11 comes back from the red zone */
@@ -134,6 +136,8 @@ struct tracer {
 	uint64_t quiet_cpu;	    /* the program's CPU time when the quiet began, or 0 */
 	struct deadlock_watch *watch; /* failure.c's state */
 	int exit_override;	    /* exit status forced by a hang or deadlock, or -1 */
+	struct fsm *fsm;	    /* the schedule constraints loaded, or NULL */
+	unsigned nstalled;	    /* threads held by them now */
 	bool *point_found;	    /* per --points entry: resolved in some module */
 	bool points_reported;	    /* the unresolved entries were named */
 };
@@ -171,6 +175,16 @@ void rpb_retire(struct tracer *t, struct thread *th);
 int rpb_merge(struct tracer *t, struct rpb_entry **ret_entries, size_t *ret_n);
 const struct rpb_entry *rpb_last(const struct thread *th);
 void rpb_free_all(struct tracer *t);
+
+/* stall.c: schedule constraints applied (fsm/ decides) */
+int stall_load(struct tracer *t, const char *path, uint64_t delay_ns);
+/* After an event: true when the thread must stay stopped (stalled) for now. */
+bool stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
+		    const struct site *site, uint64_t object);
+void stall_thread_gone(struct tracer *t, struct thread *th);
+void stall_release_due(struct tracer *t);
+uint64_t stall_next_deadline(const struct tracer *t);
+void stall_fini(struct tracer *t);
 
 /* failure.c: detection; report.c: reports */
 bool failure_is_fatal(struct thread *th, int sig);

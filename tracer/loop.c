@@ -283,14 +283,15 @@ on_signal(struct tracer *t, struct thread *th, int sig)
  * site, and a caller in glibc itself makes it an internal call, not an event. The site's
  * further frames come from unwinding a copy of the stack top (one process_vm_readv).
  */
-static void
+static const struct site *
 record_hit(struct tracer *t, struct thread *th, const struct bp_breakpoint *bp,
-	   const struct user_regs_struct *regs)
+	   const struct user_regs_struct *regs, enum model_event_kind *ret_kind)
 {
 	uint64_t stack[STACK_COPY / 8], pcs[TRACER_MAX_FRAMES + 1];
 	struct user_regs_struct at = *regs;
 	struct process *p = th->proc;
 	const struct bp_module *m;
+	const struct site *site;
 	int len;
 	unsigned n;
 
@@ -304,21 +305,25 @@ record_hit(struct tracer *t, struct thread *th, const struct bp_breakpoint *bp,
 	if (bp->tag == TAG_POINT) {
 		n = capture_pcs(t, th, &at, len > 0 ? stack : NULL, len > 0 ? (size_t)len : 0, pcs,
 				t->frames);
-		record_event(t, th, MODEL_EV_POINT, site_of(t, p, pcs, n, false), 0);
-		return;
+		site = site_of(t, p, pcs, n, false);
+		record_event(t, th, MODEL_EV_POINT, site, 0);
+		*ret_kind = MODEL_EV_POINT;
+		return site;
 	}
 	if (len < 8)
-		return;
+		return NULL;
 	m = bp_aspace_module_at(p->as, stack[0]);
 	if (m && m->system)
-		return;
+		return NULL;
 	n = capture_pcs(t, th, &at, stack, (size_t)len, pcs, t->frames + 1);
 	if (n < 2 || pcs[1] != stack[0]) {
 		pcs[1] = stack[0];
 		n = 2;
 	}
-	record_event(t, th, (enum model_event_kind)bp->tag, site_of(t, p, pcs + 1, n - 1, true),
-		     regs->rdi);
+	site = site_of(t, p, pcs + 1, n - 1, true);
+	*ret_kind = (enum model_event_kind)bp->tag;
+	record_event(t, th, *ret_kind, site, regs->rdi);
+	return site;
 }
 
 /* Resumes a thread with @regs, after @r, the result of preparing them (a gone thread is fine). */
@@ -362,6 +367,9 @@ on_breakpoint(struct tracer *t, struct thread *th, struct bp_breakpoint *bp,
 {
 	struct process *p = th->proc;
 	bool rehit = bp->addr == th->rehit_addr && regs->rsp == th->rehit_sp;
+	const struct site *site = NULL;
+	enum model_event_kind kind = MODEL_EV_POINT;
+	bool stall = false;
 	int r;
 
 	th->rehit_addr = 0;
@@ -372,11 +380,14 @@ on_breakpoint(struct tracer *t, struct thread *th, struct bp_breakpoint *bp,
 		if (r < 0 && r != -ESRCH)
 			log_msg("process %d: cannot read its modules: %s", p->pid, strerror(-r));
 	} else if (p->record && !rehit) {
-		record_hit(t, th, bp, regs);
+		site = record_hit(t, th, bp, regs, &kind);
+		stall = site && stall_on_event(t, th, kind, site, regs->rdi);
 	}
-	if (bp->insn.kind == BP_RESUME_PAD)
-		return thread_resume(t, th, 0); /* it goes on from the trap: no register to set */
+	if (bp->insn.kind == BP_RESUME_PAD) /* it goes on from the trap: no register to set */
+		return stall ? 0 : thread_resume(t, th, 0);
 	r = bp_breakpoint_resume(p->as, bp, regs);
+	if (stall) /* ready to go on, but held until the constraint lets it */
+		return r < 0 || ptrace(PTRACE_SETREGS, th->tid, 0, regs) == 0 ? 0 : -errno;
 	return resume_at(t, th, regs, r);
 }
 

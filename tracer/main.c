@@ -30,6 +30,8 @@ enum {
 	OPT_HANG_TIMEOUT,
 	OPT_REPORT_DIR,
 	OPT_NO_PADS,
+	OPT_CONSTRAINTS,
+	OPT_DELAY_US,
 };
 
 static struct tracer *the_tracer;
@@ -77,6 +79,10 @@ usage(int status)
 		   "      --report-dir DIR  failure reports go to DIR (default\n"
 		   "                        $XDG_STATE_HOME/aviso/reports)\n"
 		   "      --no-pads         an int3 at every function entry: no jump pads\n"
+		   "      --constraints FILE  schedule constraints to apply, one per line:\n"
+		   "                        B-SITE A-SITE [DELAY-US]: after a thread runs B, another\n"
+		   "                        thread about to run A waits until the delay has passed\n"
+		   "      --delay-us N      the delay of constraints that give none (default 1000)\n"
 		   "  -h, --help            this text\n",
 		TRACER_MAX_FRAMES, TRACER_DEFAULT_FRAMES, TRACER_DEFAULT_RPB);
 	exit(status);
@@ -235,10 +241,13 @@ main(int argc, char **argv)
 		{"hang-timeout", required_argument, NULL, OPT_HANG_TIMEOUT},
 		{"report-dir", required_argument, NULL, OPT_REPORT_DIR},
 		{"no-pads", no_argument, NULL, OPT_NO_PADS},
+		{"constraints", required_argument, NULL, OPT_CONSTRAINTS},
+		{"delay-us", required_argument, NULL, OPT_DELAY_US},
 		{NULL, 0, NULL, 0},
 	};
 	struct tracer_options opt = {0};
-	const char *output = NULL, *points_path = NULL;
+	const char *output = NULL, *points_path = NULL, *constraints = NULL;
+	unsigned delay_us = 0;
 	char path[PATH_MAX];
 	pid_t pid = 0;
 	int c, r, status;
@@ -284,6 +293,12 @@ main(int argc, char **argv)
 		case OPT_NO_PADS:
 			opt.no_pads = true;
 			break;
+		case OPT_CONSTRAINTS:
+			constraints = optarg;
+			break;
+		case OPT_DELAY_US:
+			delay_us = number(optarg, "--delay-us", 1, 60000000);
+			break;
 		case 'h':
 			usage(0);
 		case ':':
@@ -320,6 +335,12 @@ main(int argc, char **argv)
 	r = tracer_create(&opt, &the_tracer);
 	if (r < 0)
 		die(EXIT_FAILURE, "%s", strerror(-r));
+	if (constraints) {
+		r = tracer_load_constraints(the_tracer, constraints, (uint64_t)delay_us * 1000);
+		if (r < 0)
+			die(EXIT_FAILURE, "cannot load constraints from '%s': %s", constraints,
+			    strerror(-r));
+	}
 
 	if (pid) {
 		r = tracer_attach(the_tracer, pid);

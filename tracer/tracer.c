@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/time.h>
+#include <time.h>
 #include <sys/wait.h>
 
 #include "breakpoints/unwind.h"
@@ -53,6 +54,7 @@ tracer_destroy(struct tracer *t)
 		process_remove(t, t->procs);
 	rpb_free_all(t);
 	failure_fini(t);
+	stall_fini(t);
 	for (size_t i = 0; i < SITE_BUCKETS; i++) {
 		while (t->site_hash[i]) {
 			struct site *s = t->site_hash[i];
@@ -123,6 +125,7 @@ thread_add(struct tracer *t, pid_t tid, struct process *proc)
 void
 thread_remove(struct tracer *t, struct thread *th)
 {
+	stall_thread_gone(t, th);
 	rpb_retire(t, th);
 	thash_unlink(t, th);
 	*th->pprev = th->next;
@@ -279,11 +282,37 @@ stop_ticks(void)
 	ticking = NULL;
 }
 
+/*
+ * While threads are stalled, the loop must also wake at their deadlines: it polls for stops and
+ * waits for SIGCHLD (blocked, so none is lost) or the next deadline, whichever comes first.
+ * Otherwise it blocks in waitpid(), the cheapest wait.
+ */
+static int
+wait_stop_or_deadline(struct tracer *t, int *status)
+{
+	pid_t tid = waitpid(-1, status, __WALL | WNOHANG);
+	uint64_t deadline = stall_next_deadline(t), now = now_ns();
+	sigset_t chld;
+
+	if (tid != 0 || !deadline || deadline <= now)
+		return tid;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	struct timespec ts = {(time_t)((deadline - now) / 1000000000u),
+			      (long)((deadline - now) % 1000000000u)};
+	sigtimedwait(&chld, NULL, &ts);
+	return 0;
+}
+
 int
 tracer_run(struct tracer *t, int *ret_status)
 {
+	sigset_t chld, old;
 	int r = 0;
 
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &old);
 	start_ticks(t);
 	for (;;) {
 		int status;
@@ -292,6 +321,7 @@ tracer_run(struct tracer *t, int *ret_status)
 		if (t->detach_requested && t->attached) {
 			r = detach_all(t);
 			stop_ticks();
+			sigprocmask(SIG_SETMASK, &old, NULL);
 			*ret_status = -1;
 			return r;
 		}
@@ -299,11 +329,14 @@ tracer_run(struct tracer *t, int *ret_status)
 			t->tick = 0;
 			failure_tick(t);
 		}
+		stall_release_due(t);
 		if (!t->threads)
 			break;
-		tid = waitpid(-1, &status, __WALL);
+		tid = t->nstalled ? wait_stop_or_deadline(t, &status) : waitpid(-1, &status, __WALL);
+		if (tid == 0)
+			continue;
 		if (tid < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR || errno == EAGAIN)
 				continue;
 			if (errno == ECHILD)
 				break;
@@ -315,6 +348,7 @@ tracer_run(struct tracer *t, int *ret_status)
 			break;
 	}
 	stop_ticks();
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (r < 0)
 		return r;
 	if (t->exit_override >= 0)

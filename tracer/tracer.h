@@ -56,6 +56,13 @@ int tracer_launch(struct tracer *t, const char *path, char *const argv[]);
 int tracer_attach(struct tracer *t, pid_t pid);
 
 /*
+ * Loads schedule constraints from @path: one per line, "B-site A-site [delay-us]" (sites as -o
+ * writes them; '#' starts a comment line), @delay_ns for those without a delay (0: 1 ms).
+ * Returns 0, -EINVAL (a malformed line, named on stderr), -errno.
+ */
+int tracer_load_constraints(struct tracer *t, const char *path, uint64_t delay_ns);
+
+/*
  * Runs until no traced thread is left, or until a requested detach is done. *ret_status gets
  * the initial process's wait status (as waitpid() gives it); -1 after a detach.
  */

@@ -88,6 +88,7 @@ struct run {
 	int status;
 	double seconds;
 	char err[65536]; /* aviso-trace's stderr */
+	char out[4096];	 /* the program's stdout (its start) */
 };
 
 /*
@@ -104,7 +105,9 @@ run_trace(struct run *r, const char *const *args)
 	int n = 0, fd;
 	pid_t pid;
 
+	char outpath[300];
 	snprintf(errpath, sizeof(errpath), "%s/stderr", tmpdir);
+	snprintf(outpath, sizeof(outpath), "%s/stdout", tmpdir);
 	snprintf(reports, sizeof(reports), "%s/reports", tmpdir);
 	argv[n++] = env("AVISO_TRACE");
 	argv[n++] = "--report-dir";
@@ -119,7 +122,7 @@ run_trace(struct run *r, const char *const *args)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		dup2(fd, 2);
-		fd = open("/dev/null", O_WRONLY);
+		fd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		dup2(fd, 1);
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
@@ -142,6 +145,11 @@ run_trace(struct run *r, const char *const *args)
 	ck_assert_ptr_nonnull(f);
 	size_t len = fread(r->err, 1, sizeof(r->err) - 1, f);
 	r->err[len] = '\0';
+	fclose(f);
+	f = fopen(outpath, "r");
+	ck_assert_ptr_nonnull(f);
+	len = fread(r->out, 1, sizeof(r->out) - 1, f);
+	r->out[len] = '\0';
 	fclose(f);
 }
 
@@ -617,6 +625,115 @@ START_TEST(sample_lost_wakeup_hang)
 }
 END_TEST
 
+/* ---- Schedule constraints: the delay mechanism ---- */
+
+/* The site of the first mutex_lock event at constrained.c:@line in an -o file. */
+static void
+site_at_line(const char *events, int line, char *site, size_t size)
+{
+	char buf[8192], where[64];
+	FILE *f = fopen(events, "r");
+
+	ck_assert_ptr_nonnull(f);
+	snprintf(where, sizeof(where), "constrained.c:%d ", line);
+	site[0] = '\0';
+	while (!site[0] && fgets(buf, sizeof(buf), f)) {
+		json_object *e = json_tokener_parse(buf), *w;
+		if (strcmp(str(e, "kind"), "mutex_lock") == 0 &&
+		    json_object_object_get_ex(e, "where", &w) &&
+		    strncmp(json_object_get_string(w), where, strlen(where)) == 0)
+			snprintf(site, size, "%s", str(e, "site"));
+		json_object_put(e);
+	}
+	fclose(f);
+	ck_assert_msg(site[0], "no lock event at constrained.c:%d", line);
+}
+
+/* Writes the constraint (B, A) of constrained.c with @delay_us; returns the file's path. */
+static const char *
+write_constraint(long delay_us)
+{
+	static char path[300];
+	char events[300], b[2048], a[2048];
+	struct run r;
+	FILE *f;
+
+	snprintf(events, sizeof(events), "%s/events", tmpdir);
+	const char *args[] = {"-o", events, "--", prog("constrained"), NULL};
+	run_trace(&r, args);
+	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+	site_at_line(events, marker_line("constrained.c", "B"), b, sizeof(b));
+	site_at_line(events, marker_line("constrained.c", "A"), a, sizeof(a));
+	snprintf(path, sizeof(path), "%s/constraints", tmpdir);
+	f = fopen(path, "w");
+	fprintf(f, "# B A delay-us\n%s %s %ld\n", b, a, delay_us);
+	fclose(f);
+	return path;
+}
+
+/* The program's "B-ns A-ns" line: A's time minus B's, in ms. */
+static double
+a_minus_b_ms(const struct run *r)
+{
+	long long tb, ta;
+
+	ck_assert_msg(sscanf(r->out, "%lld %lld", &tb, &ta) == 2, "output: %s", r->out);
+	return (double)(ta - tb) / 1e6;
+}
+
+START_TEST(constraint_delays_a_after_b)
+{
+	const char *cons = write_constraint(200000);
+	const char *with[] = {"--constraints", cons, "--", prog("constrained"), NULL};
+	const char *without[] = {"--", prog("constrained"), NULL};
+	struct run r;
+
+	/* Without the constraint A follows B by about 2 ms; with it, never within 200 ms (B's
+	 * time is noted just after its lock returns, a little after the activation), and the
+	 * stall ends at its deadline, not later. */
+	run_trace(&r, without);
+	ck_assert_msg(a_minus_b_ms(&r) < 100.0, "%.1f ms", a_minus_b_ms(&r));
+	for (int i = 0; i < 3; i++) {
+		run_trace(&r, with);
+		ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+		ck_assert_msg(a_minus_b_ms(&r) >= 190.0, "A ran %.1f ms after B", a_minus_b_ms(&r));
+		ck_assert_msg(a_minus_b_ms(&r) < 1000.0, "A held %.1f ms", a_minus_b_ms(&r));
+	}
+}
+END_TEST
+
+START_TEST(constraint_that_would_deadlock_is_cut_short)
+{
+	/* A 10 s delay, and the activator joins the thread it delays: released at the join. */
+	const char *cons = write_constraint(10000000);
+	const char *args[] = {"--constraints", cons, "--", prog("constrained"), "join", NULL};
+	struct run r;
+
+	run_trace(&r, args);
+	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+	ck_assert_msg(r.seconds < 5.0, "took %.1f s", r.seconds);
+	ck_assert_msg(a_minus_b_ms(&r) < 5000.0, "%.1f ms", a_minus_b_ms(&r));
+}
+END_TEST
+
+START_TEST(constraints_file_errors)
+{
+	char path[300];
+	struct run r;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/bad", tmpdir);
+	f = fopen(path, "w");
+	fprintf(f, "only-one-site\n");
+	fclose(f);
+	const char *args[] = {"--constraints", path, "--", prog("constrained"), NULL};
+	run_trace(&r, args);
+	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 1, "%s", r.err);
+	ck_assert_msg(strstr(r.err, "bad:1:") && strstr(r.err, "aviso-trace: "), "%s", r.err);
+	ck_assert_str_eq(r.out, ""); /* refused before anything ran */
+}
+END_TEST
+
 static Suite *
 failures_suite(void)
 {
@@ -641,6 +758,14 @@ failures_suite(void)
 	tcase_add_test(samples, sample_lock_order_deadlock);
 	tcase_add_test(samples, sample_lost_wakeup_hang);
 	suite_add_tcase(s, samples);
+
+	TCase *cons = tcase_create("constraints");
+	tcase_add_checked_fixture(cons, setup, teardown);
+	tcase_set_timeout(cons, 120);
+	tcase_add_test(cons, constraint_delays_a_after_b);
+	tcase_add_test(cons, constraint_that_would_deadlock_is_cut_short);
+	tcase_add_test(cons, constraints_file_errors);
+	suite_add_tcase(s, cons);
 	return s;
 }
 

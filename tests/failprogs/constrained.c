@@ -1,0 +1,58 @@
+/*
+ * For the delay tests: two threads leave a barrier together; "first" locks and unlocks m1 (the
+ * line marked B), "second" sleeps 2 ms and locks m2 (the line marked A). Each notes the time
+ * right after its lock; the program prints "B-ns A-ns" (CLOCK_MONOTONIC). Untraced, A comes about
+ * 2 ms after B. With the argument "join", first joins second right after B: an activator that
+ * waits for the thread its constraint would delay.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static pthread_mutex_t m1 = PTHREAD_MUTEX_INITIALIZER, m2 = PTHREAD_MUTEX_INITIALIZER;
+static pthread_barrier_t go;
+static long long t_b, t_a;
+
+static long long
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void *
+second(void *arg)
+{
+	pthread_barrier_wait(&go);
+	usleep(2000);
+	pthread_mutex_lock(&m2); /* A */
+	t_a = now();
+	pthread_mutex_unlock(&m2);
+	return arg;
+}
+
+int
+main(int argc, char **argv)
+{
+	int join = argc > 1 && strcmp(argv[1], "join") == 0;
+	pthread_t t;
+
+	pthread_barrier_init(&go, NULL, 2);
+	pthread_create(&t, NULL, second, NULL);
+	pthread_barrier_wait(&go);
+	pthread_mutex_lock(&m1); /* B */
+	t_b = now();
+	pthread_mutex_unlock(&m1);
+	if (join)
+		pthread_join(t, NULL);
+	else
+		usleep(300000); /* stays alive (and not waiting for second) past any delay */
+	if (!join)
+		pthread_join(t, NULL);
+	printf("%lld %lld\n", t_b, t_a);
+	return 0;
+}
