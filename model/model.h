@@ -69,7 +69,8 @@ struct model;
 
 /*
  * Opens (creating it if needed, mkdir included) the store in directory @dir. A process shares
- * one LMDB environment per directory whatever the number of model_open() calls on it.
+ * one LMDB environment per directory whatever the number of model_open() calls on it (the
+ * first open's map_size and no_sync apply to all).
  * *ret_model is valid until model_close().
  */
 int model_open(const char *dir, const struct model_options *opts, struct model **ret_model);
@@ -141,8 +142,10 @@ int model_run_tick(struct model *m, const char *run);
 struct model_constraint_stats {
 	char id[24];
 	const char *b, *a, *b_where, *a_where; /* owned by the stats */
-	uint64_t f_ab, f_ba;		       /* correct-sample counts of A then B, of B then A */
-	uint64_t failing_with; /* F(B,A): failures of the class with (B,A) a candidate */
+	/* Correct-sample counts of A then B, and of B then A. */
+	uint64_t f_ab, f_ba;
+	/* F(B,A): failures of the class with (B,A) among their candidates. */
+	uint64_t failing_with;
 	double oi, ci, fc, rank;
 	double weight;		 /* the selector's deterministic weight (paper: P) */
 	uint64_t runs, failures; /* runs that loaded it, and how many of those failed */
@@ -192,6 +195,9 @@ struct model_stats {
  */
 int model_stats_get(struct model *m, const char *program, struct model_stats **ret_stats);
 void model_stats_free(struct model_stats *stats);
+/* Keeps in each class of @stats its @limit heaviest constraints and every contender (the
+ * program's counts, n_constraints and n_contenders included, stay as they were). */
+void model_stats_trim(struct model_stats *stats, size_t limit);
 
 /* The store's map size and the bytes its data occupies. */
 int model_disk_usage(struct model *m, size_t *ret_map, size_t *ret_used);

@@ -535,6 +535,34 @@ stats_read(struct store_txn *t, void *arg)
 	return 0;
 }
 
+static void
+constraint_stats_fini(struct model_constraint_stats *c)
+{
+	free((char *)c->b);
+	free((char *)c->a);
+	free((char *)c->b_where);
+	free((char *)c->a_where);
+}
+
+void
+model_stats_trim(struct model_stats *st, size_t limit)
+{
+	for (size_t p = 0; p < st->n; p++) {
+		struct model_program_stats *ps = &st->programs[p];
+		for (size_t k = 0; k < ps->n_classes; k++) {
+			struct model_class_stats *cs = &ps->classes[k];
+			size_t kept = 0;
+			for (size_t i = 0; i < cs->n; i++) {
+				if (i < limit || cs->c[i].effective)
+					cs->c[kept++] = cs->c[i];
+				else
+					constraint_stats_fini(&cs->c[i]);
+			}
+			cs->n = kept;
+		}
+	}
+}
+
 void
 model_stats_free(struct model_stats *st)
 {
@@ -543,13 +571,8 @@ model_stats_free(struct model_stats *st)
 	for (size_t p = 0; p < st->n; p++) {
 		struct model_program_stats *ps = &st->programs[p];
 		for (size_t k = 0; k < ps->n_classes; k++) {
-			for (size_t i = 0; i < ps->classes[k].n; i++) {
-				struct model_constraint_stats *c = &ps->classes[k].c[i];
-				free((char *)c->b);
-				free((char *)c->a);
-				free((char *)c->b_where);
-				free((char *)c->a_where);
-			}
+			for (size_t i = 0; i < ps->classes[k].n; i++)
+				constraint_stats_fini(&ps->classes[k].c[i]);
 			free(ps->classes[k].c);
 		}
 		free(ps->classes);

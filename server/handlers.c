@@ -190,6 +190,18 @@ do_stats(struct server *s, enum server_endpoint ep, const struct http_request *r
 		answer_model_error(res, r);
 		return;
 	}
+	/* ?limit=N: the N heaviest constraints of each class and the contenders. */
+	const char *limit = http_request_query(req, "limit");
+	if (limit && ep == EP_API_STATS) {
+		char *end;
+		unsigned long n = strtoul(limit, &end, 10);
+		if (end == limit || *end || limit[0] == '-') {
+			model_stats_free(st);
+			answer_error(res, 400, "limit must be a non-negative integer");
+			return;
+		}
+		model_stats_trim(st, n);
+	}
 	switch (ep) {
 	case EP_STATS:
 		r = page_stats_html(st, s->cfg.refresh_s, &text, &len);

@@ -108,6 +108,17 @@ srv_stop(struct srv *s, int sig)
 	return status;
 }
 
+/* Stops the server with SIGTERM and checks it exited cleanly (status 0: under ASan, no leak
+ * and no error either). */
+static void
+srv_stop_clean(struct srv *s)
+{
+	int status = srv_stop(s, SIGTERM);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "aviso-server did not exit cleanly (status 0x%x); its log: %s", status,
+		      s->log);
+}
+
 static int
 rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -262,10 +273,16 @@ START_TEST(endpoints_flow)
 	ck_assert_ptr_nonnull(strstr(out, "\"correct_samples\":1"));
 	ck_assert_ptr_nonnull(strstr(out, "\"f_ab\":1,\"f_ba\":0"));
 	free(out);
+	ck_assert_int_eq(req(&s, "GET", "/api/stats?program=b1d&limit=1", NULL, NULL, &out), 200);
+	ck_assert_ptr_nonnull(strstr(out, "\"constraints\":3,")); /* the count stays */
+	ck_assert_ptr_nonnull(strstr(out, "\"constraints\":[{\"id\""));
+	ck_assert_ptr_null(strstr(strstr(out, "\"constraints\":[{\"id\"") + 20, "\"id\""));
+	free(out);
+	ck_assert_int_eq(req(&s, "GET", "/api/stats?limit=x", NULL, NULL, NULL), 400);
 	ck_assert_int_eq(req(&s, "GET", "/api/stats?program=nope", NULL, NULL, &out), 200);
 	ck_assert_str_eq(out, "{\"selector\":\"thompson-max\",\"programs\":[]}");
 	free(out);
-	ck_assert_int_eq(WEXITSTATUS(srv_stop(&s, SIGTERM)), 0);
+	srv_stop_clean(&s);
 }
 END_TEST
 
@@ -331,7 +348,7 @@ START_TEST(bad_input_leaves_store_unchanged)
 	char body[96];
 	snprintf(body, sizeof(body), "{\"run\":\"%s\",\"outcome\":\"success\"}", run);
 	ck_assert_int_eq(req(&s, "POST", "/end", NULL, body, NULL), 200);
-	srv_stop(&s, SIGTERM);
+	srv_stop_clean(&s);
 }
 END_TEST
 
@@ -352,7 +369,7 @@ START_TEST(token_required)
 	ck_assert_int_eq(req(&s, "GET", "/stats", "s3cret", NULL, NULL), 200);
 	start_run(&s, "s3cret");
 	ck_assert_int_eq(req(&s, "GET", "/healthz", NULL, NULL, NULL), 200);
-	srv_stop(&s, SIGTERM);
+	srv_stop_clean(&s);
 }
 END_TEST
 
@@ -365,7 +382,7 @@ START_TEST(persists_across_restarts_and_kill9)
 	fail_run(&s, start_run(&s, NULL), "s");
 	strcpy(run_open, start_run(&s, NULL));
 	char *before = get_stats(&s);
-	ck_assert_int_eq(WEXITSTATUS(srv_stop(&s, SIGTERM)), 0);
+	srv_stop_clean(&s);
 
 	/* A restart loses nothing and renumbers nothing. */
 	srv_start(&s, db_path("db"), NULL);
@@ -390,7 +407,7 @@ START_TEST(persists_across_restarts_and_kill9)
 	ck_assert_ptr_nonnull(strstr(after, "\"runs_ended\":7"));
 	free(before);
 	free(after);
-	srv_stop(&s, SIGTERM);
+	srv_stop_clean(&s);
 }
 END_TEST
 
@@ -418,7 +435,7 @@ START_TEST(stats_page_escapes_and_charts)
 	    strstr(out, "aviso_http_requests_total{endpoint=\"/end\",code=\"2xx\"} 1\n"));
 	ck_assert_ptr_nonnull(strstr(out, "aviso_store_used_bytes "));
 	free(out);
-	srv_stop(&s, SIGTERM);
+	srv_stop_clean(&s);
 }
 END_TEST
 
@@ -479,7 +496,7 @@ START_TEST(concurrent_clients)
 	char *out = get_stats(&s);
 	ck_assert_ptr_nonnull(strstr(out, "\"runs_ended\":201,"));
 	free(out);
-	srv_stop(&s, SIGTERM);
+	srv_stop_clean(&s);
 }
 END_TEST
 
@@ -525,7 +542,7 @@ simulate(unsigned first, unsigned last, unsigned runs)
 		ck_assert_ptr_nonnull(strstr(c, "\"contender\":true"));
 		ck_assert(strstr(c, "\"contender\":true") < strstr(c, "}"));
 		free(out);
-		srv_stop(&s, SIGTERM);
+		srv_stop_clean(&s);
 	}
 }
 
