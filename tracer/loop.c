@@ -298,6 +298,8 @@ record_hit(struct tracer *t, struct thread *th, const struct bp_breakpoint *bp,
 	at.rip = bp->addr; /* the int3 moved it on; a pad keeps rsp as it was at the entry */
 	if (t->frames > 1)
 		len = bp_stack_copy(th->tid, at.rsp, stack, sizeof(stack));
+	else if (bp->tag == TAG_POINT)
+		len = 0; /* its one frame is the planted address */
 	else if (bp->insn.kind == BP_RESUME_PAD)
 		stack[0] = regs->r11, len = 8; /* the pad loaded [rsp] there: no read at all */
 	else /* one word: pread is the cheapest syscall for it */
@@ -315,7 +317,8 @@ record_hit(struct tracer *t, struct thread *th, const struct bp_breakpoint *bp,
 	m = bp_aspace_module_at(p->as, stack[0]);
 	if (m && m->system)
 		return NULL;
-	n = capture_pcs(t, th, &at, stack, (size_t)len, pcs, t->frames + 1);
+	/* Frame 0 of the site is the return address; unwinding is for the callers beyond it. */
+	n = t->frames > 1 ? capture_pcs(t, th, &at, stack, (size_t)len, pcs, t->frames + 1) : 0;
 	if (n < 2 || pcs[1] != stack[0]) {
 		pcs[1] = stack[0];
 		n = 2;
