@@ -316,20 +316,46 @@ child_loop(void)
 		target_function(&counter);
 }
 
+/* Forks a child running @loop, seized and stopped. */
 static pid_t
-start_child(void)
+start_child(void (*loop)(void))
 {
 	pid_t pid = fork();
 	int status;
 
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0)
-		child_loop();
+		loop();
 	ck_assert_int_eq(ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_EXITKILL), 0);
 	ck_assert_int_eq(ptrace(PTRACE_INTERRUPT, pid, 0, 0), 0);
 	ck_assert_int_eq(waitpid(pid, &status, __WALL), pid);
 	ck_assert(WIFSTOPPED(status));
 	return pid;
+}
+
+/*
+ * With the child stopped and out of every slot: every original byte back, the scratch unmapped,
+ * the code at @addr equal to @before again, and the child runs on untraced.
+ */
+static void
+restore_and_let_go(struct bp_aspace *as, pid_t pid, uint64_t addr, const uint8_t *before,
+		   size_t len)
+{
+	uint8_t after[64];
+	int pending;
+
+	ck_assert_uint_le(len, sizeof(after));
+	ck_assert_int_eq(bp_aspace_remove_all(as), 0);
+	ck_assert_uint_eq(bp_aspace_breakpoint_count(as), 0);
+	ck_assert_int_eq(bp_aspace_unmap_scratch(as, pid, &pending), 0);
+	ck_assert_int_eq(bp_mem_read(bp_aspace_memfd(as), addr, after, len), 0);
+	ck_assert_mem_eq(after, before, len);
+	ck_assert_int_eq(ptrace(PTRACE_DETACH, pid, 0, 0), 0);
+	usleep(20000);
+	ck_assert_int_eq(kill(pid, 0), 0);
+	bp_aspace_unref(as);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
 }
 
 /* A thread stopped at our int3: resume it through the breakpoint's plan. */
@@ -355,7 +381,7 @@ START_TEST(aspace_plant_hit_resume_restore)
 	const uint64_t addr = (uint64_t)(uintptr_t)target_function;
 	struct bp_aspace *as;
 	uint8_t before[32], after[32];
-	pid_t pid = start_child();
+	pid_t pid = start_child(child_loop);
 	int pending = -1, hits = 0;
 
 	ck_assert_int_eq(bp_aspace_create(pid, &as), 0);
@@ -404,19 +430,7 @@ START_TEST(aspace_plant_hit_resume_restore)
 		regs.rip = rip;
 		ck_assert_int_eq(ptrace(PTRACE_SETREGS, pid, 0, &regs), 0);
 	}
-	ck_assert_int_eq(bp_aspace_remove_all(as), 0);
-	ck_assert_uint_eq(bp_aspace_breakpoint_count(as), 0);
-	ck_assert_int_eq(bp_aspace_unmap_scratch(as, pid, &pending), 0);
-	ck_assert_int_eq(bp_mem_read(bp_aspace_memfd(as), addr, after, sizeof(after)), 0);
-	ck_assert_mem_eq(after, before, sizeof(before));
-
-	/* The child still runs correctly, untraced. */
-	ck_assert_int_eq(ptrace(PTRACE_DETACH, pid, 0, 0), 0);
-	usleep(20000);
-	ck_assert_int_eq(kill(pid, 0), 0);
-	bp_aspace_unref(as);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	restore_and_let_go(as, pid, addr, before, sizeof(before));
 }
 END_TEST
 
@@ -444,14 +458,8 @@ START_TEST(aspace_pad_hit_and_restore)
 	struct bp_aspace *as;
 	uint8_t before[PAD_TARGET_SIZE], after[PAD_TARGET_SIZE];
 	int pending, status, hits = 0;
-	pid_t pid = fork();
+	pid_t pid = start_child(pad_child_loop);
 
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0)
-		pad_child_loop();
-	ck_assert_int_eq(ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_EXITKILL), 0);
-	ck_assert_int_eq(ptrace(PTRACE_INTERRUPT, pid, 0, 0), 0);
-	ck_assert_int_eq(waitpid(pid, &status, __WALL), pid);
 	ck_assert_int_eq(bp_aspace_create(pid, &as), 0);
 	ck_assert_int_gt(bp_aspace_refresh(as, NULL, NULL), 0);
 	ck_assert_int_eq(bp_mem_read(bp_aspace_memfd(as), addr, before, sizeof(before)), 0);
@@ -510,16 +518,7 @@ START_TEST(aspace_pad_hit_and_restore)
 		ck_assert_int_eq(ptrace(PTRACE_SINGLESTEP, pid, 0, 0), 0);
 		ck_assert_int_eq(waitpid(pid, &status, __WALL), pid);
 	}
-	ck_assert_int_eq(bp_aspace_remove_all(as), 0);
-	ck_assert_int_eq(bp_aspace_unmap_scratch(as, pid, &pending), 0);
-	ck_assert_int_eq(bp_mem_read(bp_aspace_memfd(as), addr, after, sizeof(after)), 0);
-	ck_assert_mem_eq(after, before, sizeof(before));
-	ck_assert_int_eq(ptrace(PTRACE_DETACH, pid, 0, 0), 0);
-	usleep(20000);
-	ck_assert_int_eq(kill(pid, 0), 0);
-	bp_aspace_unref(as);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	restore_and_let_go(as, pid, addr, before, sizeof(before));
 }
 END_TEST
 
