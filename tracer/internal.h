@@ -139,6 +139,11 @@ struct tracer {
 	struct fsm *fsm;	    /* the schedule constraints loaded, or NULL */
 	unsigned nstalled;	    /* threads held by them now */
 	bool *point_found;	    /* per --points entry: resolved in some module */
+	unsigned failures;	    /* failures reported in this run */
+	struct rpb_entry *failure_rpb; /* the merged RPB at the first failure */
+	size_t failure_rpb_n;
+	struct model_event *outcome_rpb; /* the run's RPB as model events, for the model */
+	size_t outcome_rpb_n;
 	bool points_reported;	    /* the unresolved entries were named */
 };
 

@@ -39,6 +39,9 @@ child(int sync_fd, int err_fd, const char *path, char *const argv[])
 	int e;
 
 	read_all(sync_fd, &c, 1, &n);
+	/* The tracer ignores the terminal's SIGINT and SIGQUIT; the program must not inherit that. */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGQUIT, SIG_DFL);
 	execv(path, argv);
 	e = errno;
 	(void)!write(err_fd, &e, sizeof(e));

@@ -30,12 +30,15 @@ enum {
 	OPT_HANG_TIMEOUT,
 	OPT_REPORT_DIR,
 	OPT_NO_PADS,
+	OPT_RUNS,
+	OPT_SEED,
+	OPT_STATE_DIR,
+	OPT_NO_AVOID,
 	OPT_CONSTRAINTS,
 	OPT_DELAY_US,
 };
 
 static struct tracer *the_tracer;
-static pid_t forward_pid;
 
 static void __attribute__((format(printf, 2, 3), noreturn))
 die(int status, const char *fmt, ...)
@@ -83,6 +86,15 @@ usage(int status)
 		   "                        B-SITE A-SITE [DELAY-US]: after a thread runs B, another\n"
 		   "                        thread about to run A waits until the delay has passed\n"
 		   "      --delay-us N      the delay of constraints that give none (default 1000)\n"
+		   "\n"
+		   "Avoidance (with --runs or --state-dir; not with -p): each run asks the model\n"
+		   "which constraints to load, and reports its outcome; the model is kept in a store\n"
+		   "under the state directory (aviso-server --db DIR/model shows its statistics).\n"
+		   "      --runs N          run the program N times in a row, with a summary\n"
+		   "      --seed S          the model's seed: every choice repeatable\n"
+		   "      --state-dir DIR   the store goes in DIR/model (default\n"
+		   "                        $XDG_STATE_HOME/aviso, else ~/.local/state/aviso)\n"
+		   "      --no-avoid        report outcomes, never load constraints\n"
 		   "  -h, --help            this text\n",
 		TRACER_MAX_FRAMES, TRACER_DEFAULT_FRAMES, TRACER_DEFAULT_RPB);
 	exit(status);
@@ -189,13 +201,6 @@ on_detach_signal(int sig)
 }
 
 static void
-on_forward_signal(int sig)
-{
-	if (forward_pid > 0)
-		kill(forward_pid, sig);
-}
-
-static void
 handle(int sig, void (*fn)(int))
 {
 	struct sigaction sa = {.sa_handler = fn, .sa_flags = SA_RESTART};
@@ -203,6 +208,56 @@ handle(int sig, void (*fn)(int))
 	/* SA_RESTART: no syscall fails with EINTR; the detach request wakes the loop itself. */
 	sigemptyset(&sa.sa_mask);
 	sigaction(sig, &sa, NULL);
+}
+
+static void mirror(int status) __attribute__((noreturn));
+
+/* -p PID: attach, trace until the program ends or a signal asks us to detach. */
+static int
+attach_mode(struct tracer_options *opt, pid_t pid, const char *constraints, unsigned delay_us,
+	    const char *output)
+{
+	int r, status;
+
+	r = tracer_create(opt, &the_tracer);
+	if (r < 0)
+		die(EXIT_FAILURE, "%s", strerror(-r));
+	if (constraints) {
+		r = tracer_load_constraints(the_tracer, constraints, (uint64_t)delay_us * 1000);
+		if (r < 0)
+			die(EXIT_FAILURE, "cannot load constraints from '%s': %s", constraints,
+			    strerror(-r));
+	}
+	r = tracer_attach(the_tracer, pid);
+	if (r == -EPERM)
+		die(EXIT_FAILURE,
+		    "cannot attach to %d: %s (already traced, not ours, or forbidden by "
+		    "kernel.yama.ptrace_scope)",
+		    pid, strerror(-r));
+	if (r == -ENOEXEC)
+		die(EXIT_FAILURE, "cannot attach to %d: no pthread functions found to trace", pid);
+	if (r < 0)
+		die(EXIT_FAILURE, "cannot attach to %d: %s", pid, strerror(-r));
+	handle(SIGINT, on_detach_signal);
+	handle(SIGTERM, on_detach_signal);
+	handle(SIGHUP, on_detach_signal);
+	fprintf(stderr, "aviso-trace: attached to %d (%d threads)\n", pid, r);
+
+	r = tracer_run(the_tracer, &status);
+	if (r < 0)
+		fprintf(stderr, "aviso-trace: %s\n", strerror(-r));
+	if (opt->output && fclose(opt->output) != 0)
+		fprintf(stderr, "aviso-trace: writing '%s': %s\n", output, strerror(errno));
+	if (opt->summary)
+		tracer_print_summary(the_tracer, stderr);
+	tracer_destroy(the_tracer);
+	if (status == -1) {
+		fprintf(stderr, "aviso-trace: detached from %d\n", pid);
+		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	}
+	if (r < 0)
+		return EXIT_FAILURE;
+	mirror(status);
 }
 
 /* Ends the way the program ended: its exit code, or death by its signal (without a core). */
@@ -241,11 +296,17 @@ main(int argc, char **argv)
 		{"hang-timeout", required_argument, NULL, OPT_HANG_TIMEOUT},
 		{"report-dir", required_argument, NULL, OPT_REPORT_DIR},
 		{"no-pads", no_argument, NULL, OPT_NO_PADS},
+		{"runs", required_argument, NULL, OPT_RUNS},
+		{"seed", required_argument, NULL, OPT_SEED},
+		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+		{"no-avoid", no_argument, NULL, OPT_NO_AVOID},
 		{"constraints", required_argument, NULL, OPT_CONSTRAINTS},
 		{"delay-us", required_argument, NULL, OPT_DELAY_US},
 		{NULL, 0, NULL, 0},
 	};
 	struct tracer_options opt = {0};
+	struct tracer_runs_options ro = {.runs = 1};
+	bool runs_given = false;
 	const char *output = NULL, *points_path = NULL, *constraints = NULL;
 	unsigned delay_us = 0;
 	char path[PATH_MAX];
@@ -293,6 +354,25 @@ main(int argc, char **argv)
 		case OPT_NO_PADS:
 			opt.no_pads = true;
 			break;
+		case OPT_RUNS:
+			ro.runs = number(optarg, "--runs", 1, 10000000);
+			runs_given = true;
+			break;
+		case OPT_SEED: {
+			char *end;
+			errno = 0;
+			ro.seed = strtoull(optarg, &end, 0);
+			if (*optarg == '\0' || *optarg == '-' || *end != '\0' || errno)
+				die(EXIT_USAGE, "--seed takes a whole number, not '%s'", optarg);
+			ro.have_seed = true;
+			break;
+		}
+		case OPT_STATE_DIR:
+			ro.state_dir = optarg;
+			break;
+		case OPT_NO_AVOID:
+			ro.no_avoid = true;
+			break;
 		case OPT_CONSTRAINTS:
 			constraints = optarg;
 			break;
@@ -332,62 +412,34 @@ main(int argc, char **argv)
 			die(EXIT_FAILURE, "cannot open '%s' for writing: %s", output, strerror(errno));
 		setvbuf(opt.output, NULL, _IOFBF, 1 << 20);
 	}
-	r = tracer_create(&opt, &the_tracer);
-	if (r < 0)
-		die(EXIT_FAILURE, "%s", strerror(-r));
-	if (constraints) {
-		r = tracer_load_constraints(the_tracer, constraints, (uint64_t)delay_us * 1000);
-		if (r < 0)
-			die(EXIT_FAILURE, "cannot load constraints from '%s': %s", constraints,
-			    strerror(-r));
-	}
+	if (constraints && access(constraints, R_OK) < 0)
+		die(EXIT_FAILURE, "cannot read '%s': %s", constraints, strerror(errno));
+	if (pid)
+		return attach_mode(&opt, pid, constraints, delay_us, output);
 
-	if (pid) {
-		r = tracer_attach(the_tracer, pid);
-		if (r == -EPERM)
-			die(EXIT_FAILURE,
-			    "cannot attach to %d: %s (already traced, not ours, or forbidden by "
-			    "kernel.yama.ptrace_scope)",
-			    pid, strerror(-r));
-		if (r == -ENOEXEC)
-			die(EXIT_FAILURE, "cannot attach to %d: no pthread functions found to trace",
-			    pid);
-		if (r < 0)
-			die(EXIT_FAILURE, "cannot attach to %d: %s", pid, strerror(-r));
-		handle(SIGINT, on_detach_signal);
-		handle(SIGTERM, on_detach_signal);
-		handle(SIGHUP, on_detach_signal);
-		fprintf(stderr, "aviso-trace: attached to %d (%d threads)\n", pid, r);
-	} else {
-		r = tracer_launch(the_tracer, path, argv + optind);
-		if (r == -ENOENT)
-			die(EXIT_NOTFOUND, "cannot run '%s': %s", argv[optind], strerror(-r));
-		if (r == -EACCES || r == -ENOEXEC)
-			die(EXIT_NOEXEC, "cannot run '%s': %s", argv[optind], strerror(-r));
-		if (r < 0)
-			die(EXIT_FAILURE, "cannot start '%s': %s", argv[optind], strerror(-r));
-		/* Like strace: the terminal's SIGINT and SIGQUIT reach the program by themselves;
-		 * SIGTERM and SIGHUP sent to us are passed on. */
-		signal(SIGINT, SIG_IGN);
-		signal(SIGQUIT, SIG_IGN);
-		forward_pid = tracer_main_pid(the_tracer);
-		handle(SIGTERM, on_forward_signal);
-		handle(SIGHUP, on_forward_signal);
-	}
-
-	r = tracer_run(the_tracer, &status);
+	/* Like strace: the terminal's SIGINT and SIGQUIT reach the program by themselves; SIGTERM
+	 * and SIGHUP sent to us are passed on. */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	handle(SIGTERM, tracer_runs_forward);
+	handle(SIGHUP, tracer_runs_forward);
+	ro.constraints = constraints;
+	/* The model (avoidance) is used for a series of runs or a store named; a plain run is a
+	 * pure trace, writing nothing but what it is asked to. Explicit constraints replace it. */
+	ro.no_model = constraints != NULL || !(runs_given || ro.state_dir);
+	ro.delay_us = delay_us;
+	r = tracer_runs(&opt, &ro, path, argv + optind, &status);
+	if (r == -ENOENT)
+		die(EXIT_NOTFOUND, "cannot run '%s': %s", argv[optind], strerror(-r));
+	if (r == -EACCES || r == -ENOEXEC)
+		die(EXIT_NOEXEC, "cannot run '%s': %s", argv[optind], strerror(-r));
+	if (r == -EINVAL && constraints)
+		die(EXIT_FAILURE, "cannot load constraints from '%s'", constraints);
 	if (r < 0)
-		fprintf(stderr, "aviso-trace: %s\n", strerror(-r));
+		die(EXIT_FAILURE, "cannot run '%s': %s", argv[optind], strerror(-r));
 	if (opt.output && fclose(opt.output) != 0)
-		fprintf(stderr, "aviso-trace: writing '%s': %s\n", output, strerror(errno));
-	if (opt.summary)
-		tracer_print_summary(the_tracer, stderr);
-	tracer_destroy(the_tracer);
-	if (pid && status == -1) {
-		fprintf(stderr, "aviso-trace: detached from %d\n", pid);
-		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-	}
-	if (r < 0)
-		return EXIT_FAILURE;
+		die(EXIT_FAILURE, "writing '%s': %s", output, strerror(errno));
+	if (ro.runs > 1)
+		return EXIT_SUCCESS; /* a series ends with its summary, not as its last run did */
 	mirror(status);
 }

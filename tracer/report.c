@@ -372,6 +372,7 @@ report_failure(struct tracer *t, const struct report *r)
 	int err;
 
 	rpb_merge(t, &v, &n);
+	t->failures++;
 	err = write_json(t, r, v, n, path, sizeof(path));
 	f = open_memstream(&text, &len);
 	if (!f) {
@@ -397,5 +398,10 @@ report_failure(struct tracer *t, const struct report *r)
 	fclose(f);
 	(void)!write(STDERR_FILENO, text, len);
 	free(text);
-	free(v);
+	if (!t->failure_rpb) { /* the run's outcome: kept for the model */
+		t->failure_rpb = v;
+		t->failure_rpb_n = n;
+	} else {
+		free(v);
+	}
 }

@@ -20,6 +20,16 @@
 #define MUTEX_OWNER_OFFSET 8
 
 int
+tracer_load_constraint_set(struct tracer *t, const struct fsm_constraint *c, size_t n,
+			   uint64_t delay_ns)
+{
+	struct fsm_options opt = {.delay_ns = delay_ns};
+
+	stall_fini(t);
+	return n ? fsm_create(c, n, &opt, &t->fsm) : 0;
+}
+
+int
 tracer_load_constraints(struct tracer *t, const char *path, uint64_t delay_ns)
 {
 	return stall_load(t, path, delay_ns);
@@ -29,7 +39,6 @@ int
 stall_load(struct tracer *t, const char *path, uint64_t delay_ns)
 {
 	struct fsm_constraint *c = NULL;
-	struct fsm_options opt = {.delay_ns = delay_ns};
 	char line[8192];
 	size_t n = 0, cap = 0;
 	int lineno = 0, r = 0;
@@ -74,7 +83,7 @@ stall_load(struct tracer *t, const char *path, uint64_t delay_ns)
 		r = -EINVAL;
 	}
 	if (r == 0)
-		r = fsm_create(c, n, &opt, &t->fsm);
+		r = tracer_load_constraint_set(t, c, n, delay_ns);
 	for (size_t i = 0; i < n; i++) {
 		free((char *)c[i].before);
 		free((char *)c[i].after);

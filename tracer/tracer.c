@@ -64,7 +64,63 @@ tracer_destroy(struct tracer *t)
 	}
 	free(t->line);
 	free(t->point_found);
+	free(t->failure_rpb);
+	free(t->outcome_rpb);
 	free(t);
+}
+
+/* Fills t->outcome_rpb from @v (n entries) as model events. */
+static int
+to_model_events(struct tracer *t, const struct rpb_entry *v, size_t n)
+{
+	free(t->outcome_rpb);
+	t->outcome_rpb = calloc(n ? n : 1, sizeof(*t->outcome_rpb));
+	t->outcome_rpb_n = 0;
+	if (!t->outcome_rpb)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct rpb_entry *e = &v[i];
+		t->outcome_rpb[i] = (struct model_event){
+			.seq = e->seq,
+			.ns = e->ns,
+			.thread = e->thread,
+			.tid = e->tid,
+			.pid = e->pid,
+			.kind = e->kind,
+			.object = e->object,
+			.site = e->site ? e->site->str : "?",
+			.where = e->site ? e->site->where : NULL,
+		};
+	}
+	t->outcome_rpb_n = n;
+	return 0;
+}
+
+int
+tracer_outcome(struct tracer *t, bool *ret_failed, const struct model_event **ret_rpb,
+	       size_t *ret_n)
+{
+	int r = 0;
+
+	if (t->failures) {
+		r = to_model_events(t, t->failure_rpb, t->failure_rpb_n);
+	} else {
+		/* No failure: the RPB as the run ended (every thread's ring, exited ones too). */
+		struct rpb_entry *v;
+		size_t n;
+
+		r = rpb_merge(t, &v, &n);
+		if (r == 0) {
+			r = to_model_events(t, v, n);
+			free(v);
+		}
+	}
+	if (r < 0)
+		return r;
+	*ret_failed = t->failures > 0;
+	*ret_rpb = t->outcome_rpb;
+	*ret_n = t->outcome_rpb_n;
+	return 0;
 }
 
 static size_t

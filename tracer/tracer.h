@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "breakpoints/points.h"
@@ -72,6 +73,47 @@ int tracer_run(struct tracer *t, int *ret_status);
  * Asks the loop to detach (attach mode). Async-signal-safe: meant for a signal handler.
  */
 void tracer_request_detach(struct tracer *t);
+
+/*
+ * The outcome of a finished run: whether a failure was reported, and the Recent Past Buffer as
+ * model events (valid until tracer_destroy()): as it was at the first failure, or, without a
+ * failure, as the run ended.
+ */
+struct model_event;
+int tracer_outcome(struct tracer *t, bool *ret_failed, const struct model_event **ret_rpb,
+		   size_t *ret_n);
+
+/*
+ * Loads the constraints of @n (B, A, delay) triples (sites as -o writes them); @delay_ns for
+ * those with none. Replaces any loaded before. Returns 0 or -errno.
+ */
+struct fsm_constraint;
+int tracer_load_constraint_set(struct tracer *t, const struct fsm_constraint *c, size_t n,
+			       uint64_t delay_ns);
+
+/* ---- Runs under avoidance (runs.c) ---- */
+
+struct tracer_runs_options {
+	unsigned runs;		/* >= 1: the program is run that many times in a row */
+	const char *state_dir;	/* --state-dir: the model's store goes in DIR/model (NULL: default) */
+	bool no_avoid;		/* --no-avoid: outcomes are reported, constraints never loaded */
+	bool no_model;		/* no model at all (constraints come from a file, or none) */
+	const char *constraints; /* --constraints FILE, loaded into every run */
+	unsigned delay_us;	/* --delay-us (0: the default, 1000) */
+	bool have_seed;		/* --seed S: every choice of the model repeatable */
+	uint64_t seed;
+};
+
+/*
+ * Runs @path with @argv under the tracer ro->runs times: each run asks the model (embedded)
+ * which constraints to load, and reports its outcome. *ret_status gets the last run's wait
+ * status. Returns 0, or a launch error as tracer_launch() does.
+ */
+int tracer_runs(const struct tracer_options *opt, const struct tracer_runs_options *ro,
+		const char *path, char *const argv[], int *ret_status);
+
+/* Sends @sig to the program of the run in progress (for SIGTERM and SIGHUP handlers). */
+void tracer_runs_forward(int sig);
 
 /* The launched or attached process. */
 pid_t tracer_main_pid(const struct tracer *t);

@@ -734,6 +734,57 @@ START_TEST(constraints_file_errors)
 }
 END_TEST
 
+/* ---- Runs under avoidance, the model embedded ---- */
+
+/* The numbers of the --runs summary: runs, failed, baseline runs, runs with constraints. */
+static void
+runs_summary(const struct run *r, unsigned *runs, unsigned *failed, unsigned *base,
+	     unsigned *cons)
+{
+	const char *p = strstr(r->err, "aviso-trace: ");
+	const char *b = strstr(r->err, "baseline runs: "), *c = strstr(r->err, "runs with constraints: ");
+
+	while (p && sscanf(p, "aviso-trace: %u runs, %u failed", runs, failed) != 2)
+		p = strstr(p + 1, "aviso-trace: ");
+	ck_assert_msg(p && b && c, "no summary in:\n%s", r->err);
+	ck_assert_int_eq(sscanf(b, "baseline runs: %u", base), 1);
+	ck_assert_int_eq(sscanf(c, "runs with constraints: %u", cons), 1);
+}
+
+START_TEST(runs_report_every_outcome_to_the_model)
+{
+	char state[300], state2[300];
+	unsigned runs, failed, base, cons, runs2, failed2, base2, cons2;
+	struct run r;
+
+	snprintf(state, sizeof(state), "%s/state", tmpdir);
+	snprintf(state2, sizeof(state2), "%s/state2", tmpdir);
+	const char *args[] = {"--runs", "12", "--seed", "5", "--state-dir", state, "--",
+			      prog("crash"), NULL};
+	run_trace(&r, args);
+	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+	runs_summary(&r, &runs, &failed, &base, &cons);
+	/* crash fails every time: 12 outcomes, every one a failure, each run either kind. */
+	ck_assert_uint_eq(runs, 12);
+	ck_assert_uint_eq(failed, 12);
+	ck_assert_uint_eq(base + cons, 12);
+	ck_assert_msg(cons > 0, "no run loaded a constraint:\n%s", r.err);
+
+	/* The store keeps them: 12 more runs count 24. */
+	run_trace(&r, args);
+	runs_summary(&r, &runs, &failed, &base2, &cons2);
+	ck_assert_uint_eq(base2 + cons2, 24);
+
+	/* The same seed on a fresh store makes the same choices. */
+	const char *again[] = {"--runs", "12", "--seed", "5", "--state-dir", state2, "--",
+			       prog("crash"), NULL};
+	run_trace(&r, again);
+	runs_summary(&r, &runs2, &failed2, &base2, &cons2);
+	ck_assert_uint_eq(base2, base);
+	ck_assert_uint_eq(cons2, cons);
+}
+END_TEST
+
 static Suite *
 failures_suite(void)
 {
@@ -765,6 +816,7 @@ failures_suite(void)
 	tcase_add_test(cons, constraint_delays_a_after_b);
 	tcase_add_test(cons, constraint_that_would_deadlock_is_cut_short);
 	tcase_add_test(cons, constraints_file_errors);
+	tcase_add_test(cons, runs_report_every_outcome_to_the_model);
 	suite_add_tcase(s, cons);
 	return s;
 }
