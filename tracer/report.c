@@ -19,7 +19,7 @@
 
 #define TIMELINE_EVENTS 24
 #define TIMELINE_COLUMNS 4
-#define COLUMN_WIDTH 34
+#define COLUMN_WIDTH 40
 
 static const char *
 signal_name(int sig)
