@@ -179,6 +179,8 @@ void rpb_retire(struct tracer *t, struct thread *th);
 /* All rings merged by sequence number (a malloc'ed array the caller frees). */
 int rpb_merge(struct tracer *t, struct rpb_entry **ret_entries, size_t *ret_n);
 const struct rpb_entry *rpb_last(const struct thread *th);
+/* The entry as an event (its strings are its site's: valid while the tracer lives). */
+struct model_event rpb_event(const struct rpb_entry *e);
 void rpb_free_all(struct tracer *t);
 
 /* stall.c: schedule constraints applied (fsm/ decides) */
@@ -220,6 +222,12 @@ struct report {
 
 /* Prints the report on stderr and writes it as JSON under the report directory. */
 void report_failure(struct tracer *t, const struct report *r);
+
+/*
+ * A directory of aviso's state, created as needed: @base/@sub, or, without @base,
+ * $XDG_STATE_HOME/aviso/@sub, else ~/.local/state/aviso/@sub (@sub may be NULL). 0 or -errno.
+ */
+int state_dir(const char *base, const char *sub, char *buf, size_t size);
 
 /* loop.c */
 int loop_handle(struct tracer *t, pid_t tid, int status);

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -184,33 +183,6 @@ prog_name(const struct report *r)
 	return m ? m->name : "program";
 }
 
-/* $XDG_STATE_HOME/aviso/reports, or ~/.local/state/aviso/reports; created as needed. */
-static int
-report_dir(const struct tracer *t, char *buf, size_t size)
-{
-	const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-
-	if (t->opt.report_dir)
-		snprintf(buf, size, "%s", t->opt.report_dir);
-	else if (state && *state)
-		snprintf(buf, size, "%s/aviso/reports", state);
-	else
-		snprintf(buf, size, "%s/.local/state/aviso/reports", home && *home ? home : "/tmp");
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST) {
-			*p = '/';
-			return -errno;
-		}
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static void
 put_quoted(FILE *f, const char *s)
 {
@@ -227,19 +199,7 @@ put_quoted(FILE *f, const char *s)
 static void
 put_event_json(FILE *f, const struct rpb_entry *e)
 {
-	struct model_event ev = {
-		.seq = e->seq,
-		.ns = e->ns,
-		.thread = e->thread,
-		.tid = e->tid,
-		.pid = e->pid,
-		.kind = e->kind,
-		.object = e->object,
-		.site = e->site ? e->site->str : "?",
-		.where = e->site ? e->site->where : NULL,
-		.frames = e->site ? e->site->frames : NULL,
-		.nframes = e->site ? e->site->nframes : 0,
-	};
+	struct model_event ev = rpb_event(e);
 	size_t n = model_event_format_json_frames(&ev, NULL, 0);
 	char *buf = malloc(n + 1);
 
@@ -336,7 +296,7 @@ write_json(const struct tracer *t, const struct report *r, const struct rpb_entr
 	FILE *f;
 	int err;
 
-	err = report_dir(t, dir, sizeof(dir));
+	err = state_dir(t->opt.report_dir, t->opt.report_dir ? NULL : "reports", dir, sizeof(dir));
 	if (err < 0)
 		return err;
 	localtime_r(&now, &tm);

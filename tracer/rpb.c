@@ -87,6 +87,24 @@ rpb_free_all(struct tracer *t)
 	}
 }
 
+struct model_event
+rpb_event(const struct rpb_entry *e)
+{
+	return (struct model_event){
+		.seq = e->seq,
+		.ns = e->ns,
+		.thread = e->thread,
+		.tid = e->tid,
+		.pid = e->pid,
+		.kind = e->kind,
+		.object = e->object,
+		.site = e->site ? e->site->str : "?",
+		.where = e->site ? e->site->where : NULL,
+		.frames = e->site ? e->site->frames : NULL,
+		.nframes = e->site ? e->site->nframes : 0,
+	};
+}
+
 static size_t
 ring_count(const struct rpb_ring *r)
 {

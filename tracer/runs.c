@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,31 +19,6 @@
 #include "fsm/fsm.h"
 #include "model/model.h"
 #include "tracer/internal.h"
-
-/* $XDG_STATE_HOME/aviso/model, or ~/.local/state/aviso/model, created as needed. */
-static int
-store_dir(const char *state_dir, char *buf, size_t size)
-{
-	const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-
-	if (state_dir)
-		snprintf(buf, size, "%s/model", state_dir);
-	else if (state && *state)
-		snprintf(buf, size, "%s/aviso/model", state);
-	else
-		snprintf(buf, size, "%s/.local/state/aviso/model", home && *home ? home : "/tmp");
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST) {
-			*p = '/';
-			return -errno;
-		}
-		*p = '/';
-	}
-	return mkdir(buf, 0755) < 0 && errno != EEXIST ? -errno : 0;
-}
 
 /* The model's key for a program: its build-id, else its path. */
 static char *
@@ -246,7 +220,7 @@ tracer_runs(const struct tracer_options *opt, const struct tracer_runs_options *
 	if (ro->delay_us)
 		mo.delay_us = ro->delay_us;
 	if (!ro->no_model) {
-		r = store_dir(ro->state_dir, store, sizeof(store));
+		r = state_dir(ro->state_dir, "model", store, sizeof(store));
 		if (r == 0)
 			r = model_open(store, &mo, &m);
 		if (r < 0) /* the program runs all the same, without avoidance */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <sys/wait.h>
@@ -78,20 +79,8 @@ to_model_events(struct tracer *t, const struct rpb_entry *v, size_t n)
 	t->outcome_rpb_n = 0;
 	if (!t->outcome_rpb)
 		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		const struct rpb_entry *e = &v[i];
-		t->outcome_rpb[i] = (struct model_event){
-			.seq = e->seq,
-			.ns = e->ns,
-			.thread = e->thread,
-			.tid = e->tid,
-			.pid = e->pid,
-			.kind = e->kind,
-			.object = e->object,
-			.site = e->site ? e->site->str : "?",
-			.where = e->site ? e->site->where : NULL,
-		};
-	}
+	for (size_t i = 0; i < n; i++)
+		t->outcome_rpb[i] = rpb_event(&v[i]);
 	t->outcome_rpb_n = n;
 	return 0;
 }
@@ -273,6 +262,30 @@ thread_resume(struct tracer *t, struct thread *th, int sig)
 	if (ptrace(PTRACE_CONT, th->tid, 0, (long)sig) < 0 && errno != ESRCH)
 		return -errno;
 	return 0;
+}
+
+int
+state_dir(const char *base, const char *sub, char *buf, size_t size)
+{
+	const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+
+	if (base)
+		snprintf(buf, size, "%s%s%s", base, sub ? "/" : "", sub ? sub : "");
+	else if (state && *state)
+		snprintf(buf, size, "%s/aviso%s%s", state, sub ? "/" : "", sub ? sub : "");
+	else
+		snprintf(buf, size, "%s/.local/state/aviso%s%s", home && *home ? home : "/tmp",
+			 sub ? "/" : "", sub ? sub : "");
+	for (char *p = buf + 1; *p; p++) { /* mkdir -p */
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		int r = mkdir(buf, 0755) < 0 && errno != EEXIST ? -errno : 0;
+		*p = '/';
+		if (r < 0)
+			return r;
+	}
+	return mkdir(buf, 0755) < 0 && errno != EEXIST ? -errno : 0;
 }
 
 pid_t
