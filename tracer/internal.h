@@ -222,6 +222,8 @@ struct report {
 
 /* Prints the report on stderr and writes it as JSON under the report directory. */
 void report_failure(struct tracer *t, const struct report *r);
+/* Writes @s to @f as a JSON string, quotes included. */
+void json_put_string(FILE *f, const char *s);
 
 /*
  * A directory of aviso's state, created as needed: @base/@sub, or, without @base,

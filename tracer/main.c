@@ -34,6 +34,8 @@ enum {
 	OPT_SEED,
 	OPT_STATE_DIR,
 	OPT_NO_AVOID,
+	OPT_NO_MODEL,
+	OPT_RUNS_LOG,
 	OPT_CONSTRAINTS,
 	OPT_DELAY_US,
 };
@@ -87,14 +89,17 @@ usage(int status)
 		   "                        thread about to run A waits until the delay has passed\n"
 		   "      --delay-us N      the delay of constraints that give none (default 1000)\n"
 		   "\n"
-		   "Avoidance (with --runs or --state-dir; not with -p): each run asks the model\n"
-		   "which constraints to load, and reports its outcome; the model is kept in a store\n"
-		   "under the state directory (aviso-server --db DIR/model shows its statistics).\n"
+		   "Avoidance (not with -p): each run asks the model which constraints to load,\n"
+		   "and reports its outcome. The model is embedded, in a store under the state\n"
+		   "directory (aviso-server --db DIR/model shows its statistics).\n"
 		   "      --runs N          run the program N times in a row, with a summary\n"
-		   "      --seed S          the model's seed: every choice repeatable\n"
+		   "      --runs-log FILE   one JSON line per run: what it loaded, how it ended\n"
+		   "      --seed S          the series' seed: every choice repeatable (default:\n"
+		   "                        random, printed in the summary)\n"
 		   "      --state-dir DIR   the store goes in DIR/model (default\n"
 		   "                        $XDG_STATE_HOME/aviso, else ~/.local/state/aviso)\n"
 		   "      --no-avoid        report outcomes, never load constraints\n"
+		   "      --no-model        no model at all: a pure trace\n"
 		   "  -h, --help            this text\n",
 		TRACER_MAX_FRAMES, TRACER_DEFAULT_FRAMES, TRACER_DEFAULT_RPB);
 	exit(status);
@@ -300,13 +305,16 @@ main(int argc, char **argv)
 		{"seed", required_argument, NULL, OPT_SEED},
 		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
 		{"no-avoid", no_argument, NULL, OPT_NO_AVOID},
+		{"no-model", no_argument, NULL, OPT_NO_MODEL},
+		{"runs-log", required_argument, NULL, OPT_RUNS_LOG},
 		{"constraints", required_argument, NULL, OPT_CONSTRAINTS},
 		{"delay-us", required_argument, NULL, OPT_DELAY_US},
 		{NULL, 0, NULL, 0},
 	};
 	struct tracer_options opt = {0};
 	struct tracer_runs_options ro = {.runs = 1};
-	bool runs_given = false;
+	bool no_model = false;
+	const char *runs_log = NULL;
 	const char *output = NULL, *points_path = NULL, *constraints = NULL;
 	unsigned delay_us = 0;
 	char path[PATH_MAX];
@@ -356,7 +364,6 @@ main(int argc, char **argv)
 			break;
 		case OPT_RUNS:
 			ro.runs = number(optarg, "--runs", 1, 10000000);
-			runs_given = true;
 			break;
 		case OPT_SEED: {
 			char *end;
@@ -372,6 +379,12 @@ main(int argc, char **argv)
 			break;
 		case OPT_NO_AVOID:
 			ro.no_avoid = true;
+			break;
+		case OPT_NO_MODEL:
+			no_model = true;
+			break;
+		case OPT_RUNS_LOG:
+			runs_log = optarg;
 			break;
 		case OPT_CONSTRAINTS:
 			constraints = optarg;
@@ -424,9 +437,14 @@ main(int argc, char **argv)
 	handle(SIGTERM, tracer_runs_forward);
 	handle(SIGHUP, tracer_runs_forward);
 	ro.constraints = constraints;
-	/* The model (avoidance) is used for a series of runs or a store named; a plain run is a
-	 * pure trace, writing nothing but what it is asked to. Explicit constraints replace it. */
-	ro.no_model = constraints != NULL || !(runs_given || ro.state_dir);
+	/* Explicit constraints replace the model. */
+	ro.no_model = no_model || constraints != NULL;
+	if (runs_log) {
+		ro.runs_log = fopen(runs_log, "we");
+		if (!ro.runs_log)
+			die(EXIT_FAILURE, "cannot open '%s' for writing: %s", runs_log,
+			    strerror(errno));
+	}
 	ro.delay_us = delay_us;
 	r = tracer_runs(&opt, &ro, path, argv + optind, &status);
 	if (r == -ENOENT)
@@ -439,6 +457,8 @@ main(int argc, char **argv)
 		die(EXIT_FAILURE, "cannot run '%s': %s", argv[optind], strerror(-r));
 	if (opt.output && fclose(opt.output) != 0)
 		die(EXIT_FAILURE, "writing '%s': %s", output, strerror(errno));
+	if (ro.runs_log && fclose(ro.runs_log) != 0)
+		die(EXIT_FAILURE, "writing '%s': %s", runs_log, strerror(errno));
 	if (ro.runs > 1)
 		return EXIT_SUCCESS; /* a series ends with its summary, not as its last run did */
 	mirror(status);

@@ -183,8 +183,8 @@ prog_name(const struct report *r)
 	return m ? m->name : "program";
 }
 
-static void
-put_quoted(FILE *f, const char *s)
+void
+json_put_string(FILE *f, const char *s)
 {
 	size_t n = model_json_quote(s ? s : "", NULL, 0);
 	char *q = malloc(n + 1);
@@ -219,16 +219,16 @@ put_frames_json(FILE *f, const struct site *s)
 
 		fprintf(f, "%s{\"file\":", i ? "," : "");
 		if (fr->file)
-			put_quoted(f, fr->file);
+			json_put_string(f, fr->file);
 		else
 			fputs("null", f);
 		fprintf(f, ",\"line\":%d,\"func\":", fr->line);
 		if (fr->func)
-			put_quoted(f, fr->func);
+			json_put_string(f, fr->func);
 		else
 			fputs("null", f);
 		fputs(",\"module\":", f);
-		put_quoted(f, fr->module);
+		json_put_string(f, fr->module);
 		fprintf(f, ",\"offset\":\"0x%" PRIx64 "\"}", fr->offset);
 	}
 	fputc(']', f);
@@ -240,17 +240,17 @@ put_program_json(FILE *f, const struct tracer *t, const struct report *r)
 	const struct bp_module *m = r->proc->as ? bp_aspace_main_module(r->proc->as) : NULL;
 
 	fputs("{\"path\":", f);
-	put_quoted(f, m ? m->path : "");
+	json_put_string(f, m ? m->path : "");
 	fputs(",\"build_id\":", f);
 	if (m && m->build_id)
-		put_quoted(f, m->build_id);
+		json_put_string(f, m->build_id);
 	else
 		fputs("null", f);
 	fprintf(f, ",\"pid\":%d,\"argv\":[", r->proc->pid);
 	for (char *const *a = t->opt.argv; a && *a; a++) {
 		if (a != t->opt.argv)
 			fputc(',', f);
-		put_quoted(f, *a);
+		json_put_string(f, *a);
 	}
 	fputs("]}", f);
 }
@@ -259,15 +259,15 @@ static void
 put_failure_json(FILE *f, const struct report *r)
 {
 	fputs("{\"kind\":", f);
-	put_quoted(f, r->kind);
+	json_put_string(f, r->kind);
 	if (strcmp(r->kind, "signal") == 0) {
 		fputs(",\"signal\":", f);
-		put_quoted(f, signal_name(r->signal));
+		json_put_string(f, signal_name(r->signal));
 	}
 	if (strcmp(r->kind, "exit") == 0)
 		fprintf(f, ",\"exit_code\":%d", r->exit_code);
 	fprintf(f, ",\"thread\":%u,\"tid\":%d,\"site\":", r->th->index, r->th->tid);
-	put_quoted(f, r->backtrace ? r->backtrace->str : "");
+	json_put_string(f, r->backtrace ? r->backtrace->str : "");
 	fputs(",\"backtrace\":", f);
 	put_frames_json(f, r->backtrace);
 	if (r->ncycle) {

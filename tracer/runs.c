@@ -1,10 +1,14 @@
 /*
  * Runs of a program under avoidance (AVISO.md sections 5 and 6): each run asks the model which
  * constraints to load, runs the program under the tracer with them, and reports its outcome
- * (with the failure's Recent Past Buffer) back. The model is embedded: model/ over an LMDB store
- * under the state directory, the same store `aviso-server --db` can serve. --runs N does it N
- * times in a row (the original Aviso runner's loop), with a progress line on a terminal and a
- * summary at the end.
+ * (with the failure's Recent Past Buffer) back. The model is a backend (backend.h): embedded,
+ * over an LMDB store under the state directory that `aviso-server --db` can serve, or an
+ * aviso-server. --runs N does it N times in a row (the original Aviso runner's loop), with a
+ * progress line on a terminal and a summary at the end.
+ *
+ * Seeds: a series has one seed (--seed, else drawn from getrandom), and run i's seed is a
+ * fixed function of it, handed to the backend with the start; so the same seed on the same
+ * model state makes the same choices, embedded or through a server.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -12,12 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "breakpoints/breakpoints.h"
 #include "fsm/fsm.h"
 #include "model/model.h"
+#include "tracer/backend.h"
 #include "tracer/internal.h"
 
 /* The model's key for a program: its build-id, else its path. */
@@ -77,15 +83,27 @@ progress(const struct tally *k, unsigned total, const struct model_plan *plan)
 	fflush(stderr);
 }
 
+/* splitmix64: run @i's seed from the series seed. */
+static uint64_t
+run_seed(uint64_t series, unsigned i)
+{
+	uint64_t z = series + (uint64_t)(i + 1) * 0x9e3779b97f4a7c15ULL;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
 static void
-summary(struct model *m, const char *id, const char *store, const struct tally *k)
+summary(struct backend *be, const char *id, const struct tally *k, uint64_t seed)
 {
 	struct model_stats *st;
 	const struct model_constraint_stats *best = NULL;
 
-	fprintf(stderr, "aviso-trace: %u runs, %u failed\n", k->runs, k->failures);
-	if (model_stats_get(m, id, &st) < 0 || st->n == 0) {
-		fprintf(stderr, "aviso-trace: no statistics in %s\n", store);
+	fprintf(stderr, "aviso-trace: %u runs, %u failed (seed %" PRIu64 ")\n", k->runs,
+		k->failures, seed);
+	if (be->ops->stats(be, id, &st) < 0 || st->n == 0) {
+		fprintf(stderr, "aviso-trace: no statistics (%s)\n", be->where);
 		return;
 	}
 	const struct model_program_stats *p = &st->programs[0];
@@ -113,24 +131,46 @@ summary(struct model *m, const char *id, const char *store, const struct tally *
 	else
 		fprintf(stderr, "  no effective constraint yet (%zu candidates in %zu classes)\n",
 			p->n_constraints, p->n_classes);
-	fprintf(stderr, "  statistics: aviso-server --db %s, then http://127.0.0.1:22221/stats\n",
-		store);
+	fprintf(stderr, "  statistics: %s\n", be->where);
 	model_stats_free(st);
+}
+
+/* One line of --runs-log: what run @i loaded and how it ended. */
+static void
+log_run(FILE *f, unsigned i, const struct model_plan *plan, size_t nloaded, bool failed,
+	int status, uint64_t ns)
+{
+	if (!f)
+		return;
+	fprintf(f, "{\"n\":%u,\"run\":\"%s\",\"seed\":%" PRIu64 ",\"baseline\":%s,\"constraints\":[",
+		i + 1, plan ? plan->run : "", plan ? plan->seed : 0, nloaded ? "false" : "true");
+	for (size_t j = 0; j < nloaded; j++) {
+		const struct model_served *c = &plan->constraints[j];
+		fprintf(f, "%s{\"id\":\"%s\",\"b\":", j ? "," : "", c->id);
+		json_put_string(f, c->b_where[0] ? c->b_where : c->b);
+		fputs(",\"a\":", f);
+		json_put_string(f, c->a_where[0] ? c->a_where : c->a);
+		fputc('}', f);
+	}
+	fprintf(f, "],\"failed\":%s,\"status\":%d,\"ms\":%.1f}\n", failed ? "true" : "false",
+		status, (double)ns / 1e6);
+	fflush(f);
 }
 
 /* One run: plan, launch, trace, outcome. Returns 0 (status in *ret_status) or a launch error. */
 static int
-one_run(struct model *m, const struct model_program *prog, const struct tracer_options *opt,
-	const struct tracer_runs_options *ro, const char *path, char *const argv[],
-	struct tally *k, int *ret_status)
+one_run(struct backend *be, const struct model_program *prog, const struct tracer_options *opt,
+	const struct tracer_runs_options *ro, uint64_t seed, unsigned i, const char *path,
+	char *const argv[], struct tally *k, int *ret_status)
 {
 	struct model_plan *plan = NULL;
 	struct tracer *t = NULL;
 	const char **ids = NULL;
 	size_t nids = 0;
+	uint64_t t0 = now_ns();
 	int r;
 
-	if (m && model_run_start(m, prog, NULL, &plan) < 0)
+	if (be && be->ops->start(be, prog, &seed, &plan) < 0)
 		plan = NULL; /* the program runs anyway, as a baseline run */
 	r = tracer_create(opt, &t);
 	if (r < 0)
@@ -143,8 +183,8 @@ one_run(struct model *m, const struct model_program *prog, const struct tracer_o
 		struct fsm_constraint *c = plan_constraints(plan);
 		ids = calloc(plan->n, sizeof(*ids));
 		if (c && ids && tracer_load_constraint_set(t, c, plan->n, 0) == 0)
-			for (size_t i = 0; i < plan->n; i++)
-				ids[nids++] = plan->constraints[i].id;
+			for (size_t j = 0; j < plan->n; j++)
+				ids[nids++] = plan->constraints[j].id;
 		free(c);
 	}
 	if (ro->runs > 1 && isatty(STDERR_FILENO))
@@ -168,13 +208,14 @@ one_run(struct model *m, const struct model_program *prog, const struct tracer_o
 	k->failures += failed;
 	k->baseline_runs += nids == 0;
 	k->baseline_failures += nids == 0 && failed;
+	log_run(ro->runs_log, i, plan, nids, failed, *ret_status, now_ns() - t0);
 	/*
 	 * AVISO.md samples a correct run 0.1 to 20 s after its start; a run that ended well
 	 * before that gives its final RPB as its sample (one per run), or short programs would
 	 * never teach the model which orders are normal.
 	 */
 	if (plan && !failed && n > 0) {
-		int e = model_run_correct(m, plan->run, rpb, n);
+		int e = be->ops->correct(be, plan->run, rpb, n);
 		if (e < 0)
 			log_msg("the model did not take the sample of run %s: %s", plan->run,
 				strerror(-e));
@@ -189,7 +230,7 @@ one_run(struct model *m, const struct model_program *prog, const struct tracer_o
 			.rpb = failed ? rpb : NULL,
 			.n_rpb = failed ? n : 0,
 		};
-		int e = model_run_end(m, &rep);
+		int e = be->ops->end(be, &rep);
 		if (e < 0)
 			log_msg("the model did not take run %s: %s", plan->run, strerror(-e));
 	}
@@ -205,30 +246,30 @@ tracer_runs(const struct tracer_options *opt, const struct tracer_runs_options *
 	    const char *path, char *const argv[], int *ret_status)
 {
 	struct model_options mo;
-	struct model *m = NULL;
+	struct backend *be = NULL;
 	struct tally k = {0};
 	char store[4096];
 	char *id = program_id(path);
 	struct model_program prog = {.id = id, .path = path};
+	uint64_t seed = ro->seed;
 	int r = 0;
 
+	if (!ro->have_seed && getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		seed = now_ns() ^ ((uint64_t)getpid() << 32);
 	model_options_init(&mo);
-	if (ro->have_seed) {
-		mo.seed = ro->seed;
-		mo.snapshot_ms = 0; /* every choice replays exactly */
-	}
+	mo.seed = seed;
 	if (ro->delay_us)
 		mo.delay_us = ro->delay_us;
 	if (!ro->no_model) {
 		r = state_dir(ro->state_dir, "model", store, sizeof(store));
 		if (r == 0)
-			r = model_open(store, &mo, &m);
+			r = backend_open_embedded(store, &mo, &be);
 		if (r < 0) /* the program runs all the same, without avoidance */
 			log_msg("no model (store %s): %s", store, strerror(-r));
 	}
 	r = 0;
 	for (unsigned i = 0; i < ro->runs; i++) {
-		r = one_run(m, &prog, opt, ro, path, argv, &k, ret_status);
+		r = one_run(be, &prog, opt, ro, run_seed(seed, i), i, path, argv, &k, ret_status);
 		if (r < 0)
 			break;
 		/* An interrupt from the terminal ends the series, as it ends the program. */
@@ -237,9 +278,9 @@ tracer_runs(const struct tracer_options *opt, const struct tracer_runs_options *
 	}
 	if (ro->runs > 1 && isatty(STDERR_FILENO))
 		fputc('\n', stderr);
-	if (ro->runs > 1 && m && r == 0)
-		summary(m, id, store, &k);
-	model_close(m);
+	if (ro->runs > 1 && be && r == 0)
+		summary(be, id, &k, seed);
+	backend_close(be);
 	free(id);
 	return r;
 }

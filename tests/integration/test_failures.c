@@ -124,6 +124,8 @@ run_trace(struct run *r, const char *const *args)
 		dup2(fd, 2);
 		fd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		dup2(fd, 1);
+		/* The model is on by default: each test keeps its store in its own directory. */
+		setenv("XDG_STATE_HOME", tmpdir, 1);
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}

@@ -198,6 +198,8 @@ proc_start(struct proc *p, char *const argv[], bool with_stdin)
 		dup2(out[1], 1);
 		dup2(err[1], 2);
 		signal(SIGPIPE, SIG_DFL);
+		/* The model is on by default: each test keeps its store in its own directory. */
+		setenv("XDG_STATE_HOME", tmpdir, 1);
 		execv(argv[0], argv);
 		dprintf(2, "test harness: exec %s: %s\n", argv[0], strerror(errno));
 		_exit(120);
