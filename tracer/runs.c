@@ -135,10 +135,24 @@ summary(struct backend *be, const char *id, const struct tally *k, uint64_t seed
 	model_stats_free(st);
 }
 
-/* One line of --runs-log: what run @i loaded and how it ended. */
+/* The program's contenders (effective constraints) now; -1 when unknown. */
+static int
+contenders(struct backend *be, const char *id)
+{
+	struct model_stats *st;
+	int n = -1;
+
+	if (be && be->ops->stats(be, id, &st) == 0) {
+		n = st->n ? (int)st->programs[0].n_contenders : 0;
+		model_stats_free(st);
+	}
+	return n;
+}
+
+/* One line of --runs-log: what run @i loaded, how it ended, and the contenders after it. */
 static void
 log_run(FILE *f, unsigned i, const struct model_plan *plan, size_t nloaded, bool failed,
-	int status, uint64_t ns)
+	int status, uint64_t ns, int contenders)
 {
 	if (!f)
 		return;
@@ -152,8 +166,8 @@ log_run(FILE *f, unsigned i, const struct model_plan *plan, size_t nloaded, bool
 		json_put_string(f, c->a_where[0] ? c->a_where : c->a);
 		fputc('}', f);
 	}
-	fprintf(f, "],\"failed\":%s,\"status\":%d,\"ms\":%.1f}\n", failed ? "true" : "false",
-		status, (double)ns / 1e6);
+	fprintf(f, "],\"failed\":%s,\"status\":%d,\"ms\":%.1f,\"contenders\":%d}\n",
+		failed ? "true" : "false", status, (double)ns / 1e6, contenders);
 	fflush(f);
 }
 
@@ -195,6 +209,7 @@ one_run(struct backend *be, const struct model_program *prog, const struct trace
 	current_pid = tracer_main_pid(t);
 	r = tracer_run(t, ret_status);
 	current_pid = 0;
+	t0 = now_ns() - t0; /* the run's duration, from plan to exit */
 	if (r < 0)
 		goto leave;
 	if (opt->summary)
@@ -208,7 +223,6 @@ one_run(struct backend *be, const struct model_program *prog, const struct trace
 	k->failures += failed;
 	k->baseline_runs += nids == 0;
 	k->baseline_failures += nids == 0 && failed;
-	log_run(ro->runs_log, i, plan, nids, failed, *ret_status, now_ns() - t0);
 	/*
 	 * AVISO.md samples a correct run 0.1 to 20 s after its start; a run that ended well
 	 * before that gives its final RPB as its sample (one per run), or short programs would
@@ -234,6 +248,9 @@ one_run(struct backend *be, const struct model_program *prog, const struct trace
 		if (e < 0)
 			log_msg("the model did not take run %s: %s", plan->run, strerror(-e));
 	}
+	if (ro->runs_log)
+		log_run(ro->runs_log, i, plan, nids, failed, *ret_status, t0,
+			contenders(be, prog->id));
 leave:
 	free(ids);
 	tracer_destroy(t);
