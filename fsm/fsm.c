@@ -31,6 +31,7 @@ struct thread {
 	uint32_t id;
 	uint32_t blocked_on;   /* the thread this one waits for (join, mutex owner); 0: none */
 	uint64_t max_deadline; /* no instance of this thread is active once now >= it */
+	unsigned events_since_b; /* its events since its latest activation */
 	bool activator;	       /* on the activators list */
 	bool stalled;	       /* on the stalled list */
 	struct thread *act_prev, *act_next;
@@ -51,7 +52,7 @@ struct fsm {
 	struct constraint *c;
 	size_t n;
 	size_t nwords; /* of a pending_b bitmap */
-	bool release_on_next_event;
+	unsigned release_after; /* fsm_options.release_after_events, 0: never early */
 	uint64_t now; /* the latest time seen */
 	struct site_cache sites;
 	struct thread **tab; /* thread table; NULL slots are empty */
@@ -227,6 +228,7 @@ activate(struct fsm *f, struct thread *t, uint32_t i, uint64_t now)
 	t->deadline[i] = d;
 	if (d > t->max_deadline)
 		t->max_deadline = d;
+	t->events_since_b = 0;
 	f->c[i].counters.activations++;
 	if (!t->activator) {
 		LIST_PUSH(&f->act, t, act_prev, act_next);
@@ -378,7 +380,8 @@ on_event(struct fsm *f, uint32_t thread, const struct matches *m, uint64_t now, 
 	/* This is the thread's next event: whatever it waited for is over. */
 	if (t) {
 		t->blocked_on = 0;
-		if (f->release_on_next_event && t->max_deadline > now) {
+		if (f->release_after && t->max_deadline > now &&
+		    ++t->events_since_b >= f->release_after) {
 			drop_all(f, DROP_ACTIVATOR, thread, now);
 			for (size_t j = 0; j < f->n; j++)
 				if (t->deadline[j] > now)
@@ -443,7 +446,9 @@ fsm_create(const struct fsm_constraint *c, size_t n, const struct fsm_options *o
 		return -ENOMEM;
 	f->n = n;
 	f->nwords = (n + 63) / 64;
-	f->release_on_next_event = opt && opt->release_on_next_event;
+	f->release_after = !opt ? 0
+			   : opt->release_after_events ? opt->release_after_events
+			   : opt->release_on_next_event ? 1 : 0;
 	if (n) {
 		f->c = calloc(n, sizeof(*f->c));
 		if (!f->c)

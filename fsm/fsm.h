@@ -26,7 +26,7 @@
  *    for the stalled thread (fsm_thread_blocked_on(), followed through chains: the activator
  *    waits for X which waits for the stalled thread), and, with
  *    fsm_options.release_on_next_event, when its activator reaches its next event after B (then
- *    the instance retires). A thread left with no holder is due at once. An instance whose
+ *    the instance retires; release_after_events counts further). A thread left with no holder is due at once. An instance whose
  *    activator waits for a thread never stalls that thread in the first place.
  *  - Time is a uint64_t in ns given by the caller, expected non-decreasing: an earlier time than
  *    one already seen is taken as the latest seen. An instance is active while now < deadline:
@@ -58,6 +58,13 @@ struct fsm_options {
 	 * default until measured (AVISO.md section 3).
 	 */
 	bool release_on_next_event;
+	/*
+	 * The same, counted: the instances of an activator retire at its Nth event after its
+	 * latest B (1: release_on_next_event). 2 releases once the activator's next event has
+	 * executed: events are call entries, and a thread released at the activator's next
+	 * lock would race it for the lock. 0: release_on_next_event decides.
+	 */
+	unsigned release_after_events;
 };
 
 /* What the tracer does with the thread whose event it submitted. */
@@ -106,6 +113,10 @@ int fsm_site_resolve(struct fsm *f, const char *site, const struct fsm_site **re
 
 /* Whether an event at @s can activate or be delayed by a loaded constraint. */
 bool fsm_site_relevant(const struct fsm_site *s);
+/* Whether an event at @s activates a loaded constraint (it is some B). */
+bool fsm_site_activates(const struct fsm_site *s);
+/* Whether an event at @s can be delayed by a loaded constraint (it is some A). */
+bool fsm_site_delayable(const struct fsm_site *s);
 
 /*
  * Thread @thread is stopped about to execute an event at @site, at time @now. Call it for every

@@ -154,3 +154,15 @@ fsm_site_relevant(const struct fsm_site *s)
 {
 	return s && (s->nb || s->na);
 }
+
+bool
+fsm_site_activates(const struct fsm_site *s)
+{
+	return s && s->nb;
+}
+
+bool
+fsm_site_delayable(const struct fsm_site *s)
+{
+	return s && s->na;
+}

@@ -111,7 +111,12 @@ struct rpb {
 	const char **wheres; /* a where string for each site, or NULL; borrowed */
 };
 
-/* Sorts @ev by seq (stable) and numbers its sites. Free with model_rpb_fini(). */
+/* Moves each mutex lock in @order (n event indices, sequence order) to where it acquired:
+ * after the other threads' unlocks of that mutex before its thread's next event (pairs.c has
+ * the rule). 0 or -ENOMEM. */
+int model_rpb_acquisition_order(const struct model_event *ev, size_t *order, size_t n);
+/* Sorts @ev by seq (stable), contended locks where they acquired, and numbers its sites. Free
+ * with model_rpb_fini(). */
 int model_rpb_init(struct rpb *r, const struct model_event *ev, size_t n);
 void model_rpb_fini(struct rpb *r);
 

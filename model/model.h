@@ -30,11 +30,11 @@ enum model_selector {
 	 * P = rank before. Starves with hundreds of candidates; kept for comparison. */
 	MODEL_SELECT_PAPER,
 	/* Thompson sampling: sample each constraint's failure rate from a Beta posterior centred
-	 * on the baseline rate, score = (rank * (1 - sampled rate))^4, draw proportionally to the
+	 * on the baseline rate, score = (rank * max(0, 1 - sampled rate / baseline rate))^4, draw proportionally to the
 	 * score. */
 	MODEL_SELECT_THOMPSON,
-	/* Thompson sampling, taking the constraint of highest score (rank * (1 - sampled rate))
-	 * instead of a proportional draw. The default: it finds the culprit soonest in the
+	/* Thompson sampling, taking the constraint of highest score (the same, not raised to
+	 * the 4th power) instead of a proportional draw. The default: it finds the culprit soonest in the
 	 * simulation (server/README.md has the figures). */
 	MODEL_SELECT_THOMPSON_MAX,
 	MODEL_SELECT__COUNT

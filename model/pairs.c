@@ -32,6 +32,77 @@ cmp_by_site(const void *x, const void *y, void *arg)
 	return i < j ? -1 : i > j;
 }
 
+static bool
+is_lock(enum model_event_kind k)
+{
+	return k == MODEL_EV_MUTEX_LOCK || k == MODEL_EV_MUTEX_TIMEDLOCK;
+}
+
+struct placed {
+	size_t key; /* 2 * position, or 2 * (the unlock it follows) + 1 */
+	size_t pos;
+};
+
+static int
+cmp_placed(const void *x, const void *y)
+{
+	const struct placed *p = x, *q = y;
+
+	if (p->key != q->key)
+		return p->key < q->key ? -1 : 1;
+	return p->pos < q->pos ? -1 : p->pos > q->pos;
+}
+
+/*
+ * Events are call entries: a thread that calls pthread_mutex_lock enters it first and acquires
+ * the mutex later, after whatever critical sections of other threads came in between. The
+ * order that matters for an atomicity violation is the acquisition's (AVISO.md's pairs are about
+ * what executed first), and under a tracer the gap between the two is long. A lock of mutex m by
+ * thread X cannot have acquired before another thread's unlock of m that comes after X's lock
+ * and before X's next event: X would have held m until after that next event. So X's lock is
+ * moved to just after the last such unlock (several moved after one unlock keep their order).
+ * A thread's own order never changes: the unlock is before its next event. Trylocks are left
+ * where they are (they may not acquire at all). Rewrites @order (n event indices in sequence
+ * order). Returns 0 or -ENOMEM.
+ */
+int
+model_rpb_acquisition_order(const struct model_event *ev, size_t *order, size_t n)
+{
+	struct placed *v = malloc((n ? n : 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct model_event *e = &ev[order[i]];
+		size_t after = SIZE_MAX;
+
+		v[i] = (struct placed){.key = 2 * i, .pos = i};
+		if (!is_lock(e->kind) || !e->object)
+			continue;
+		for (size_t k = i + 1; k < n; k++) {
+			const struct model_event *f = &ev[order[k]];
+			if (f->thread == e->thread)
+				break; /* its next event: it had the mutex by then */
+			if (f->kind == MODEL_EV_MUTEX_UNLOCK && f->object == e->object)
+				after = k;
+		}
+		if (after != SIZE_MAX)
+			v[i].key = 2 * after + 1;
+	}
+	qsort(v, n, sizeof(*v), cmp_placed);
+	size_t *out = malloc((n ? n : 1) * sizeof(*out));
+	if (!out) {
+		free(v);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		out[i] = order[v[i].pos];
+	memcpy(order, out, n * sizeof(*order));
+	free(out);
+	free(v);
+	return 0;
+}
+
 void
 model_rpb_fini(struct rpb *r)
 {
@@ -76,10 +147,14 @@ model_rpb_init(struct rpb *r, const struct model_event *ev, size_t n)
 			r->wheres[r->n_sites - 1] = ev[i].where;
 	}
 
-	/* Then lay the events out in sequence order. */
+	/* Then lay the events out in sequence order, each contended lock where it acquired. */
 	for (size_t i = 0; i < n; i++)
 		order[i] = i;
 	qsort_r(order, n, sizeof(*order), cmp_by_seq, (void *)ev);
+	if (model_rpb_acquisition_order(ev, order, n) < 0) {
+		free(local);
+		goto leave;
+	}
 	for (size_t k = 0; k < n; k++) {
 		r->site[k] = local[order[k]];
 		r->thread[k] = ev[order[k]].thread;

@@ -43,6 +43,20 @@ model_select_base_rate(uint64_t base_runs, uint64_t base_failures)
 	return ((double)base_failures + 1.0) / ((double)base_runs + 2.0);
 }
 
+/*
+ * What a constraint is worth if its failure rate is @rate: its rank times the share of the
+ * baseline's failures it avoids (0 when it fails as often as the baseline or more). Scoring
+ * 1 - rate instead would let a well-ranked constraint known to be useless outscore every less
+ * well-ranked one forever: rank x (1 - base) can exceed what a lower rank ever reaches.
+ */
+static double
+worth(double rank, double rate, double base_rate)
+{
+	double gain = base_rate > 0 ? 1.0 - rate / base_rate : 1.0 - rate;
+
+	return rank * (gain > 0 ? gain : 0);
+}
+
 /* Posterior mean of a constraint's failure rate, the prior centred on @base_rate. */
 static double
 posterior_mean(const struct sel_con *c, double base_rate)
@@ -58,9 +72,9 @@ model_select_weight(enum model_selector sel, const struct sel_con *c, double bas
 	case MODEL_SELECT_PAPER:
 		return model_stat_weight_paper(c->rank, c->runs, c->failures);
 	case MODEL_SELECT_THOMPSON:
-		return pow(c->rank * (1.0 - posterior_mean(c, base_rate)), SELECT_SHARPEN);
+		return pow(worth(c->rank, posterior_mean(c, base_rate), base_rate), SELECT_SHARPEN);
 	default:
-		return c->rank * (1.0 - posterior_mean(c, base_rate));
+		return worth(c->rank, posterior_mean(c, base_rate), base_rate);
 	}
 }
 
@@ -88,13 +102,13 @@ model_select_best_effective(const struct sel_class *c)
 	return best;
 }
 
-/* Thompson score of one constraint: rank times one sampled success rate. */
+/* Thompson score of one constraint: its worth at one sampled failure rate. */
 static double
 thompson_score(const struct sel_con *c, double base_rate, struct prng *rng)
 {
 	double a = SELECT_PRIOR_RUNS * base_rate + (double)c->failures;
 	double b = SELECT_PRIOR_RUNS * (1.0 - base_rate) + (double)(c->runs - c->failures);
-	return c->rank * (1.0 - model_prng_beta(rng, a, b));
+	return worth(c->rank, model_prng_beta(rng, a, b), base_rate);
 }
 
 /* A draw proportional to @w[0..n-1]; uniform when they are all 0. */
@@ -117,7 +131,7 @@ draw_weighted(const double *w, size_t n, struct prng *rng)
 }
 
 /*
- * Thompson sampling's argmax: the constraint of highest rank * (1 - sampled rate). The score
+ * Thompson sampling's argmax: the constraint of highest worth at its sampled rate. The score
  * never exceeds the rank, so in rank order the scan stops at the first rank below the best
  * score: a few samples instead of one per candidate.
  */

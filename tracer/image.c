@@ -134,33 +134,36 @@ plant_symbol(void *ctx, const char *name, uint64_t value, uint64_t size)
 	return r == -ESRCH ? r : 0; /* the thread lending its hands is gone: stop */
 }
 
-/* The --points entries found in a program module get a breakpoint at each of their addresses. */
+/*
+ * The --points entries (or the --tick-at ones) found in a program module get a breakpoint
+ * tagged @tag at each of their addresses; @found[i] notes entry i resolved.
+ */
 static void
-plant_points(struct plant_ctx *c, struct bp_module *m)
+plant_points(struct plant_ctx *c, struct bp_module *m, const struct bp_point *points, size_t n,
+	     bool *found, int tag, const char *option)
 {
-	const struct tracer_options *o = &c->t->opt;
 	struct bp_point_addrs *addrs;
 	int r;
 
-	r = bp_points_resolve_all(m->path, o->points, o->npoints, &addrs);
+	r = bp_points_resolve_all(m->path, points, n, &addrs);
 	if (r < 0)
 		return; /* no line tables: nothing of the program's sources here */
-	for (size_t i = 0; i < o->npoints; i++) {
+	for (size_t i = 0; i < n; i++) {
 		for (size_t k = 0; k < addrs[i].n; k++) {
 			int pending = 0;
-			r = bp_aspace_insert(c->p->as, c->tid, m->base + addrs[i].offsets[k], TAG_POINT,
+			r = bp_aspace_insert(c->p->as, c->tid, m->base + addrs[i].offsets[k], tag,
 					     &pending);
 			if (r == 0) {
 				c->planted++;
-				c->t->point_found[i] = true;
+				found[i] = true;
 			} else if (r != -EEXIST) {
-				log_msg("--points: cannot plant %s %d at %s+0x%" PRIx64 ": %s",
-					o->points[i].file, o->points[i].line, m->name,
+				log_msg("%s: cannot plant %s %d at %s+0x%" PRIx64 ": %s", option,
+					points[i].file, points[i].line, m->name,
 					addrs[i].offsets[k], strerror(-r));
 			}
 		}
 	}
-	bp_point_addrs_free(addrs, o->npoints);
+	bp_point_addrs_free(addrs, n);
 }
 
 /* Names the entries no module had code for, once the program's libraries are in. */
@@ -173,13 +176,19 @@ report_unresolved(struct tracer *t, struct process *p)
 
 	for (const struct bp_module *m = bp_aspace_modules(p->as); m; m = m->next)
 		libc |= m->system;
-	if (t->points_reported || !o->npoints || (!libc && !t->attached && main_mod))
+	if (t->points_reported || !(o->npoints || o->ntick_at) ||
+	    (!libc && !t->attached && main_mod))
 		return;
 	t->points_reported = true;
 	for (size_t i = 0; i < o->npoints; i++)
 		if (!t->point_found[i])
 			log_msg("--points: no code for '%s %d' in %s or its libraries",
 				o->points[i].file, o->points[i].line,
+				main_mod ? main_mod->name : "the program");
+	for (size_t i = 0; i < o->ntick_at; i++)
+		if (!t->tick_found[i])
+			log_msg("--tick-at: no code for '%s:%d' in %s or its libraries",
+				o->tick_at[i].file, o->tick_at[i].line,
 				main_mod ? main_mod->name : "the program");
 }
 
@@ -201,7 +210,11 @@ module_added(void *ctx, struct bp_aspace *as, struct bp_module *m)
 	bp_elf_foreach_func(elf, plant_symbol, c);
 	bp_elf_close(elf);
 	if (c->t->opt.npoints && !m->wildcard && c->p->record)
-		plant_points(c, m);
+		plant_points(c, m, c->t->opt.points, c->t->opt.npoints, c->t->point_found, TAG_POINT,
+			     "--points");
+	if (c->t->opt.ntick_at && !m->wildcard && c->p->record)
+		plant_points(c, m, c->t->opt.tick_at, c->t->opt.ntick_at, c->t->tick_found, TAG_TICK,
+			     "--tick-at");
 	c->p->sym_stale = true;
 }
 

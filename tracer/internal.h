@@ -16,6 +16,7 @@
 #define TAG_RBRK (-1)  /* the dynamic linker's _dl_debug_state: a module was (un)loaded */
 #define TAG_POINT (-2) /* a sharing point from --points */
 #define TAG_REENTRY (-3) /* a jump back to its own function's entry: the same call goes on */
+#define TAG_TICK (-4)	 /* a --tick-at code point: a logical tick, not an event */
 
 enum thread_state {
 	TS_RUNNING,   /* resumed; a stop will be reported */
@@ -42,6 +43,13 @@ struct thread {
 	uint64_t rehit_addr, rehit_sp;
 	struct rpb_ring *ring;	/* its last events; NULL until its first */
 	bool stalled;		/* held by a schedule constraint until fsm says it is due */
+	/*
+	 * Its last event was an acquisition (a lock, a semaphore wait) at some constraint's A
+	 * site that ran: it may still be blocked inside it, so its A has not happened yet
+	 * (stall.c). Cleared at its next event.
+	 */
+	const struct site *in_a;
+	bool stall_at_stop;	/* interrupted to be held: held from its interrupt stop on */
 	bool hit_pending;	/* detach: ran an int3 whose SIGTRAP is still pending ... */
 	uint64_t hit_rewind;	/* ... and goes back to this entry once it is swallowed */
 	bool hit_pad;		/* ... from a pad: r11 comes back from the red zone */
@@ -145,6 +153,16 @@ struct tracer {
 	struct model_event *outcome_rpb; /* the run's RPB as model events, for the model */
 	size_t outcome_rpb_n;
 	bool points_reported;	    /* the unresolved entries were named */
+	bool *tick_found;	    /* per --tick-at entry: resolved in some module */
+	/* sample.c */
+	uint64_t sample_rng;	     /* the stream of sample times */
+	uint64_t sample_due_ns;	     /* when the next snapshot is taken; 0: none to take */
+	struct rpb_entry *sample_held; /* the snapshot held, or NULL */
+	size_t sample_held_n;
+	uint64_t sample_held_ns;     /* when it was taken */
+	unsigned samples_sent;
+	unsigned ticks_pending;	     /* ticks counted, not yet handed over */
+	unsigned events_since_tick;
 };
 
 /* tracer.c: records */
@@ -183,8 +201,21 @@ const struct rpb_entry *rpb_last(const struct thread *th);
 struct model_event rpb_event(const struct rpb_entry *e);
 void rpb_free_all(struct tracer *t);
 
+/* sample.c: correct-run samples and ticks */
+void sample_start(struct tracer *t);
+/* From the loop: hands over pending ticks, takes, holds and sends samples as they fall due. */
+void sample_check(struct tracer *t);
+/* At the end of the run: the last ticks, and a sample whose hold the end cut short. */
+void sample_finish(struct tracer *t);
+/* One more event (for --tick-every). */
+void sample_count_event(struct tracer *t);
+/* A time drawn uniformly from [0.1 s, 20 s], in ns, from the splitmix64 stream @state. */
+uint64_t sample_draw_delay(uint64_t *state);
+
 /* stall.c: schedule constraints applied (fsm/ decides) */
 int stall_load(struct tracer *t, const char *path, uint64_t delay_ns);
+/* An interrupt stop: whether the thread stays held there (it was interrupted to be). */
+bool stall_at_interrupt(struct tracer *t, struct thread *th);
 /* After an event: true when the thread must stay stopped (stalled) for now. */
 bool stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 		    const struct site *site, uint64_t object);

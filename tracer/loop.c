@@ -378,7 +378,10 @@ on_breakpoint(struct tracer *t, struct thread *th, struct bp_breakpoint *bp,
 	th->rehit_addr = 0;
 	if (bp->tag == TAG_REENTRY)
 		return reenter(t, th, bp, regs);
-	if (bp->tag == TAG_RBRK) {
+	if (bp->tag == TAG_TICK) {
+		if (p->record && !rehit)
+			t->ticks_pending++;
+	} else if (bp->tag == TAG_RBRK) {
 		r = image_refresh(t, p, th->tid);
 		if (r < 0 && r != -ESRCH)
 			log_msg("process %d: cannot read its modules: %s", p->pid, strerror(-r));
@@ -447,6 +450,8 @@ loop_handle(struct tracer *t, pid_t tid, int status)
 			release_fork_child(t, th);
 			return 0;
 		}
+		if (stall_at_interrupt(t, th))
+			return 0; /* held by a constraint until fsm says it is due */
 		return thread_resume(t, th, 0);
 	case STOP_CLONE: {
 		int r = on_clone(t, th, status >> 16);

@@ -35,6 +35,12 @@ enum {
 	OPT_STATE_DIR,
 	OPT_NO_AVOID,
 	OPT_NO_MODEL,
+	OPT_RELEASE_AFTER,
+	OPT_SAMPLES,
+	OPT_SAMPLE_AT,
+	OPT_SAMPLE_HOLD,
+	OPT_TICK_EVERY,
+	OPT_TICK_AT,
 	OPT_RUNS_LOG,
 	OPT_CONSTRAINTS,
 	OPT_DELAY_US,
@@ -88,6 +94,9 @@ usage(int status)
 		   "                        B-SITE A-SITE [DELAY-US]: after a thread runs B, another\n"
 		   "                        thread about to run A waits until the delay has passed\n"
 		   "      --delay-us N      the delay of constraints that give none (default 1000)\n"
+		   "      --release-after N a delayed thread goes on once the thread that activated\n"
+		   "                        the constraint reaches its Nth event after B (default %d;\n"
+		   "                        0: only at the end of the delay)\n"
 		   "\n"
 		   "Avoidance (not with -p): each run asks the model which constraints to load,\n"
 		   "and reports its outcome. The model is embedded, in a store under the state\n"
@@ -100,8 +109,18 @@ usage(int status)
 		   "                        $XDG_STATE_HOME/aviso, else ~/.local/state/aviso)\n"
 		   "      --no-avoid        report outcomes, never load constraints\n"
 		   "      --no-model        no model at all: a pure trace\n"
+		   "      --samples N       correct-run samples per run (default 1): the events\n"
+		   "                        kept at a time drawn from 0.1-20 s after the start, sent\n"
+		   "                        if nothing fails within 5 s; a run that ends before gives\n"
+		   "                        its last events instead\n"
+		   "      --sample-at MS    take the first sample MS ms after the start instead\n"
+		   "      --sample-hold MS  hold a sample MS ms instead of 5000\n"
+		   "      --tick-every N    for long-running programs: every N events is a tick,\n"
+		   "                        one success for the constraints the run loaded\n"
+		   "      --tick-at FILE:LINE  a tick each time the program reaches that line\n"
+		   "                        (repeatable)\n"
 		   "  -h, --help            this text\n",
-		TRACER_MAX_FRAMES, TRACER_DEFAULT_FRAMES, TRACER_DEFAULT_RPB);
+		TRACER_MAX_FRAMES, TRACER_DEFAULT_FRAMES, TRACER_DEFAULT_RPB, TRACER_DEFAULT_RELEASE);
 	exit(status);
 }
 
@@ -165,6 +184,34 @@ static_without_symbols(const char *path)
 }
 
 /* Reads and parses an AVISOPOINTS file; a malformed entry is reported with its position. */
+/* --tick-at FILE:LINE, appended to @opt's tick points. */
+static void
+add_tick_at(const char *arg, struct tracer_options *opt)
+{
+	const char *colon = strrchr(arg, ':');
+	struct bp_point *v;
+	char *end;
+	long line;
+
+	if (!colon || colon == arg)
+		die(EXIT_USAGE, "--tick-at takes FILE:LINE, not '%s'", arg);
+	errno = 0;
+	line = strtol(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || errno || line < 1 || line > INT_MAX)
+		die(EXIT_USAGE, "--tick-at: '%s' is not a line number", colon + 1);
+	v = realloc((void *)opt->tick_at, (opt->ntick_at + 1) * sizeof(*v));
+	if (!v)
+		die(EXIT_FAILURE, "out of memory");
+	v[opt->ntick_at] = (struct bp_point){
+		.file = strndup(arg, (size_t)(colon - arg)),
+		.line = (int)line,
+	};
+	if (!v[opt->ntick_at].file)
+		die(EXIT_FAILURE, "out of memory");
+	opt->tick_at = v; /* lives until exit */
+	opt->ntick_at++;
+}
+
 static void
 read_points(const char *path, struct tracer_options *opt)
 {
@@ -309,9 +356,19 @@ main(int argc, char **argv)
 		{"runs-log", required_argument, NULL, OPT_RUNS_LOG},
 		{"constraints", required_argument, NULL, OPT_CONSTRAINTS},
 		{"delay-us", required_argument, NULL, OPT_DELAY_US},
+		{"release-after", required_argument, NULL, OPT_RELEASE_AFTER},
+		{"samples", required_argument, NULL, OPT_SAMPLES},
+		{"sample-at", required_argument, NULL, OPT_SAMPLE_AT},
+		{"sample-hold", required_argument, NULL, OPT_SAMPLE_HOLD},
+		{"tick-every", required_argument, NULL, OPT_TICK_EVERY},
+		{"tick-at", required_argument, NULL, OPT_TICK_AT},
 		{NULL, 0, NULL, 0},
 	};
-	struct tracer_options opt = {0};
+	struct tracer_options opt = {
+		.release_after = -1,
+		.samples = 1,
+		.sample_hold_ns = 5000000000ULL,
+	};
 	struct tracer_runs_options ro = {.runs = 1};
 	bool no_model = false;
 	const char *runs_log = NULL;
@@ -388,6 +445,24 @@ main(int argc, char **argv)
 			break;
 		case OPT_CONSTRAINTS:
 			constraints = optarg;
+			break;
+		case OPT_SAMPLES:
+			opt.samples = number(optarg, "--samples", 0, 1000000);
+			break;
+		case OPT_SAMPLE_AT:
+			opt.sample_at_ns = (uint64_t)number(optarg, "--sample-at", 1, 86400000) * 1000000;
+			break;
+		case OPT_SAMPLE_HOLD:
+			opt.sample_hold_ns = (uint64_t)number(optarg, "--sample-hold", 0, 86400000) * 1000000;
+			break;
+		case OPT_TICK_EVERY:
+			opt.tick_every = number(optarg, "--tick-every", 1, UINT_MAX);
+			break;
+		case OPT_TICK_AT:
+			add_tick_at(optarg, &opt);
+			break;
+		case OPT_RELEASE_AFTER:
+			opt.release_after = (int)number(optarg, "--release-after", 0, 1000);
 			break;
 		case OPT_DELAY_US:
 			delay_us = number(optarg, "--delay-us", 1, 60000000);

@@ -241,6 +241,7 @@ record_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 
 	t->last_event_ns = e.ns;
 	rpb_append(t, th, &e);
+	sample_count_event(t);
 	if (!s)
 		return;
 	((struct site *)s)->counts[kind]++;

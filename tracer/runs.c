@@ -171,6 +171,36 @@ log_run(FILE *f, unsigned i, const struct model_plan *plan, size_t nloaded, bool
 	fflush(f);
 }
 
+/* What a run in progress hands to the backend. */
+struct handover {
+	struct backend *be;
+	const struct model_plan *plan;
+	unsigned ticks;
+};
+
+static void
+hand_sample(void *ctx, const struct model_event *rpb, size_t n)
+{
+	struct handover *h = ctx;
+	int e = h->be->ops->correct(h->be, h->plan->run, rpb, n);
+
+	if (e < 0)
+		log_msg("the model did not take a sample of run %s: %s", h->plan->run,
+			strerror(-e));
+}
+
+static void
+hand_tick(void *ctx)
+{
+	struct handover *h = ctx;
+	int e = h->be->ops->tick(h->be, h->plan->run);
+
+	h->ticks++;
+	if (e < 0 && h->ticks == 1) /* once: a tick is small, and there may be many */
+		log_msg("the model did not take a tick of run %s: %s", h->plan->run,
+			strerror(-e));
+}
+
 /* One run: plan, launch, trace, outcome. Returns 0 (status in *ret_status) or a launch error. */
 static int
 one_run(struct backend *be, const struct model_program *prog, const struct tracer_options *opt,
@@ -186,7 +216,14 @@ one_run(struct backend *be, const struct model_program *prog, const struct trace
 
 	if (be && be->ops->start(be, prog, &seed, &plan) < 0)
 		plan = NULL; /* the program runs anyway, as a baseline run */
-	r = tracer_create(opt, &t);
+	struct tracer_options o = *opt;
+	struct handover h = {.be = be, .plan = plan};
+	const struct tracer_hooks hooks = {.ctx = &h, .sample = hand_sample, .tick = hand_tick};
+	if (plan) {
+		o.hooks = &hooks;
+		o.sample_seed = seed;
+	}
+	r = tracer_create(&o, &t);
 	if (r < 0)
 		goto leave;
 	if (ro->constraints) {
@@ -224,11 +261,11 @@ one_run(struct backend *be, const struct model_program *prog, const struct trace
 	k->baseline_runs += nids == 0;
 	k->baseline_failures += nids == 0 && failed;
 	/*
-	 * AVISO.md samples a correct run 0.1 to 20 s after its start; a run that ended well
-	 * before that gives its final RPB as its sample (one per run), or short programs would
-	 * never teach the model which orders are normal.
+	 * AVISO.md samples a correct run 0.1 to 20 s after its start (sample.c); a run that ended
+	 * before its sample was taken gives its final RPB instead, or short programs would never
+	 * teach the model which orders are normal.
 	 */
-	if (plan && !failed && n > 0) {
+	if (plan && !failed && n > 0 && tracer_samples_sent(t) == 0) {
 		int e = be->ops->correct(be, plan->run, rpb, n);
 		if (e < 0)
 			log_msg("the model did not take the sample of run %s: %s", plan->run,

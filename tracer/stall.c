@@ -7,6 +7,7 @@
  * mutex's __owner.
  */
 #include <errno.h>
+#include <sys/ptrace.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,11 @@ int
 tracer_load_constraint_set(struct tracer *t, const struct fsm_constraint *c, size_t n,
 			   uint64_t delay_ns)
 {
-	struct fsm_options opt = {.delay_ns = delay_ns};
+	struct fsm_options opt = {
+		.delay_ns = delay_ns,
+		.release_after_events = t->opt.release_after < 0 ? TRACER_DEFAULT_RELEASE
+								 : (unsigned)t->opt.release_after,
+	};
 
 	stall_fini(t);
 	return n ? fsm_create(c, n, &opt, &t->fsm) : 0;
@@ -122,23 +127,96 @@ note_wait(struct tracer *t, struct thread *th, enum model_event_kind kind, uint6
 		fsm_thread_blocked_on(t->fsm, th->index, on->index, now_ns());
 }
 
+/* Acquisitions: a thread whose event ran may still be blocked inside, its A not yet done. */
+static bool
+acquires(enum model_event_kind kind)
+{
+	switch (kind) {
+	case MODEL_EV_MUTEX_LOCK:
+	case MODEL_EV_MUTEX_TIMEDLOCK:
+	case MODEL_EV_RWLOCK_RDLOCK:
+	case MODEL_EV_RWLOCK_WRLOCK:
+	case MODEL_EV_SPIN_LOCK:
+	case MODEL_EV_SEM_WAIT:
+	case MODEL_EV_SEM_TIMEDWAIT:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * @activator has just executed a B. A thread that entered an acquisition at an A site before
+ * it, and has had no event since, may still be waiting inside for the lock the activator is
+ * about to release (events are call entries): its A has not happened yet, and letting it
+ * acquire now is the very order the constraint forbids. Such a thread is submitted again; if
+ * fsm stalls it, it is interrupted (a thread blocked in futex_wait stops at once, and its
+ * syscall restarts when it is resumed) and held from its interrupt stop on. One delay per
+ * event, as for any A.
+ */
+static void
+hold_threads_in_a(struct tracer *t, struct thread *activator)
+{
+	for (struct thread *x = t->threads; x; x = x->next) {
+		uint64_t until;
+
+		if (x == activator || !x->in_a || !x->index || x->stalled || x->proc != activator->proc)
+			continue;
+		if (fsm_on_event(t->fsm, x->index, x->in_a->str, now_ns(), &until) != FSM_STALL)
+			continue;
+		x->in_a = NULL;
+		x->stalled = true;
+		t->nstalled++;
+		if (x->state == TS_HELD)
+			continue; /* already stopped: simply not resumed */
+		if (ptrace(PTRACE_INTERRUPT, x->tid, 0, 0) == 0)
+			x->stall_at_stop = true;
+		else /* gone: its exit will tell fsm */
+			x->stalled = false, t->nstalled--;
+	}
+}
+
 bool
 stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 	       const struct site *site, uint64_t object)
 {
+	const struct fsm_site *fs = NULL;
 	uint64_t until;
 	int r;
 
 	if (!t->fsm || !site || !th->index)
 		return false;
-	r = fsm_on_event(t->fsm, th->index, site->str, now_ns(), &until);
+	if (th->stalled) {
+		/* Interrupted to be held, it reached an event first: held here instead (its
+		 * interrupt stop, still to come, then finds nothing to do). */
+		th->stall_at_stop = false;
+		return true;
+	}
+	th->in_a = NULL;
+	if (fsm_site_resolve(t->fsm, site->str, &fs) < 0)
+		fs = NULL;
+	r = fs ? fsm_on_event_site(t->fsm, th->index, fs, now_ns(), &until)
+	       : fsm_on_event(t->fsm, th->index, site->str, now_ns(), &until);
 	if (r == FSM_STALL) {
 		th->stalled = true;
 		t->nstalled++;
 		return true;
 	}
 	note_wait(t, th, kind, object);
+	if (fs && fsm_site_delayable(fs) && acquires(kind))
+		th->in_a = site;
+	if (fs && fsm_site_activates(fs))
+		hold_threads_in_a(t, th);
 	return false;
+}
+
+bool
+stall_at_interrupt(struct tracer *t, struct thread *th)
+{
+	if (!th->stall_at_stop)
+		return false;
+	th->stall_at_stop = false;
+	return th->stalled && t->fsm;
 }
 
 void
@@ -147,6 +225,8 @@ stall_thread_gone(struct tracer *t, struct thread *th)
 	if (!t->fsm || !th->index)
 		return;
 	fsm_thread_exited(t->fsm, th->index, now_ns());
+	th->in_a = NULL;
+	th->stall_at_stop = false;
 	if (th->stalled) {
 		th->stalled = false;
 		t->nstalled--;
@@ -169,7 +249,8 @@ stall_release_due(struct tracer *t)
 					continue;
 				th->stalled = false;
 				t->nstalled--;
-				thread_resume(t, th, 0);
+				if (!th->stall_at_stop) /* else resumed at its interrupt stop */
+					thread_resume(t, th, 0);
 			}
 		}
 	} while (n == 64);

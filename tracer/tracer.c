@@ -32,11 +32,13 @@ tracer_create(const struct tracer_options *opt, struct tracer **ret_tracer)
 	t->exit_override = -1;
 	t->pads = !opt->no_pads;
 	t->point_found = calloc(opt->npoints ? opt->npoints : 1, sizeof(*t->point_found));
+	t->tick_found = calloc(opt->ntick_at ? opt->ntick_at : 1, sizeof(*t->tick_found));
 	t->line_size = 8192;
 	t->line = malloc(t->line_size);
-	if (!t->line || !t->point_found) {
+	if (!t->line || !t->point_found || !t->tick_found) {
 		free(t->line);
 		free(t->point_found);
+		free(t->tick_found);
 		free(t);
 		return -ENOMEM;
 	}
@@ -65,6 +67,8 @@ tracer_destroy(struct tracer *t)
 	}
 	free(t->line);
 	free(t->point_found);
+	free(t->tick_found);
+	free(t->sample_held);
 	free(t->failure_rpb);
 	free(t->outcome_rpb);
 	free(t);
@@ -382,6 +386,7 @@ tracer_run(struct tracer *t, int *ret_status)
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &chld, &old);
+	sample_start(t);
 	start_ticks(t);
 	for (;;) {
 		int status;
@@ -397,6 +402,9 @@ tracer_run(struct tracer *t, int *ret_status)
 		if (t->tick) {
 			t->tick = 0;
 			failure_tick(t);
+			sample_check(t);
+		} else if (t->ticks_pending) {
+			sample_check(t);
 		}
 		stall_release_due(t);
 		if (!t->threads)
@@ -418,6 +426,7 @@ tracer_run(struct tracer *t, int *ret_status)
 	}
 	stop_ticks();
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	sample_finish(t);
 	if (r < 0)
 		return r;
 	if (t->exit_override >= 0)

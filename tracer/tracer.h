@@ -16,6 +16,17 @@
 #include "breakpoints/points.h"
 
 struct tracer;
+struct model_event;
+
+/* What a run hands over while it runs (runs.c: to the model). Called from the loop, never
+ * while a thread waits in a stop. */
+struct tracer_hooks {
+	void *ctx;
+	/* A correct-run sample: the RPB snapshot, held without failure (AVISO.md section 2). */
+	void (*sample)(void *ctx, const struct model_event *rpb, size_t n);
+	/* A logical tick: one unit of work done (AVISO.md section 6). */
+	void (*tick)(void *ctx);
+};
 
 struct tracer_options {
 	bool follow_forks;     /* -f: trace forked children and their threads too */
@@ -30,11 +41,23 @@ struct tracer_options {
 	size_t npoints;
 	char *const *argv;     /* the program's command line, for reports */
 	bool no_pads;	       /* --no-pads: an int3 at every function entry, no jump pad */
+	/* --release-after N: a delayed thread goes at its activator's Nth event after B (or at
+	 * the deadline); 0: at the deadline only; -1 (the default): TRACER_DEFAULT_RELEASE */
+	int release_after;
+	const struct tracer_hooks *hooks; /* NULL: nothing handed over */
+	unsigned samples;	   /* --samples: correct-run samples per run (0: none) */
+	uint64_t sample_at_ns;	   /* the first this long after the start (0: drawn, 0.1-20 s) */
+	uint64_t sample_hold_ns;   /* held this long without failure before it is handed over */
+	uint64_t sample_seed;	   /* the draws of the sample times */
+	unsigned tick_every;	   /* --tick-every: a tick every N events (0: none) */
+	const struct bp_point *tick_at; /* --tick-at: a tick at each hit of these code points */
+	size_t ntick_at;
 };
 
 #define TRACER_DEFAULT_FRAMES 5
 #define TRACER_MAX_FRAMES 16
 #define TRACER_DEFAULT_RPB 1000
+#define TRACER_DEFAULT_RELEASE 2
 
 /* Exit status of aviso-trace after a hang or a deadlock (the program was killed). */
 #define TRACER_EXIT_HANG 124
@@ -115,6 +138,9 @@ int tracer_runs(const struct tracer_options *opt, const struct tracer_runs_optio
 
 /* Sends @sig to the program of the run in progress (for SIGTERM and SIGHUP handlers). */
 void tracer_runs_forward(int sig);
+
+/* Correct-run samples handed over by this run so far. */
+unsigned tracer_samples_sent(const struct tracer *t);
 
 /* The launched or attached process. */
 pid_t tracer_main_pid(const struct tracer *t);

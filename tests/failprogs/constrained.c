@@ -3,7 +3,12 @@
  * line marked B), "second" sleeps 2 ms and locks m2 (the line marked A). Each notes the time
  * right after its lock; the program prints "B-ns A-ns" (CLOCK_MONOTONIC). Untraced, A comes about
  * 2 ms after B. With the argument "join", first joins second right after B: an activator that
- * waits for the thread its constraint would delay.
+ * waits for the thread its constraint would delay. With "busy", first locks and unlocks m1 once
+ * more right after B (two more events) before it sleeps.
+ *
+ * With "held": first locks m3 and leaves the barrier holding it; second leaves it and calls
+ * lock(m3) (the line marked A2), blocked until first unlocks m3 (B2) 20 ms later. The times
+ * printed are then B2's and A2's (A2's noted when its lock returns).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -12,6 +17,8 @@
 #include <unistd.h>
 
 static pthread_mutex_t m1 = PTHREAD_MUTEX_INITIALIZER, m2 = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t m3 = PTHREAD_MUTEX_INITIALIZER;
+static int held;
 static pthread_barrier_t go;
 static long long t_b, t_a;
 
@@ -28,6 +35,12 @@ static void *
 second(void *arg)
 {
 	pthread_barrier_wait(&go);
+	if (held) {
+		pthread_mutex_lock(&m3); /* A2 */
+		t_a = now();
+		pthread_mutex_unlock(&m3);
+		return arg;
+	}
 	usleep(2000);
 	pthread_mutex_lock(&m2); /* A */
 	t_a = now();
@@ -39,14 +52,31 @@ int
 main(int argc, char **argv)
 {
 	int join = argc > 1 && strcmp(argv[1], "join") == 0;
+	int busy = argc > 1 && strcmp(argv[1], "busy") == 0;
 	pthread_t t;
 
+	held = argc > 1 && strcmp(argv[1], "held") == 0;
 	pthread_barrier_init(&go, NULL, 2);
 	pthread_create(&t, NULL, second, NULL);
+	if (held) {
+		pthread_mutex_lock(&m3);
+		pthread_barrier_wait(&go);
+		usleep(20000);
+		t_b = now();
+		pthread_mutex_unlock(&m3); /* B2 */
+		usleep(300000);
+		pthread_join(t, NULL);
+		printf("%lld %lld\n", t_b, t_a);
+		return 0;
+	}
 	pthread_barrier_wait(&go);
 	pthread_mutex_lock(&m1); /* B */
 	t_b = now();
 	pthread_mutex_unlock(&m1);
+	if (busy) {
+		pthread_mutex_lock(&m1);
+		pthread_mutex_unlock(&m1);
+	}
 	if (join)
 		pthread_join(t, NULL);
 	else

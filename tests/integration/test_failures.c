@@ -23,6 +23,7 @@
 
 #include "ckmain.h"
 #include "model/event.h"
+#include "model/model.h"
 
 #define RUN_TIMEOUT_S 60
 
@@ -629,9 +630,9 @@ END_TEST
 
 /* ---- Schedule constraints: the delay mechanism ---- */
 
-/* The site of the first mutex_lock event at constrained.c:@line in an -o file. */
+/* The site of the first @kind event at constrained.c:@line in an -o file. */
 static void
-site_at_line(const char *events, int line, char *site, size_t size)
+site_at_line(const char *events, const char *kind, int line, char *site, size_t size)
 {
 	char buf[8192], where[64];
 	FILE *f = fopen(events, "r");
@@ -641,36 +642,47 @@ site_at_line(const char *events, int line, char *site, size_t size)
 	site[0] = '\0';
 	while (!site[0] && fgets(buf, sizeof(buf), f)) {
 		json_object *e = json_tokener_parse(buf), *w;
-		if (strcmp(str(e, "kind"), "mutex_lock") == 0 &&
+		if (strcmp(str(e, "kind"), kind) == 0 &&
 		    json_object_object_get_ex(e, "where", &w) &&
 		    strncmp(json_object_get_string(w), where, strlen(where)) == 0)
 			snprintf(site, size, "%s", str(e, "site"));
 		json_object_put(e);
 	}
 	fclose(f);
-	ck_assert_msg(site[0], "no lock event at constrained.c:%d", line);
+	ck_assert_msg(site[0], "no %s event at constrained.c:%d", kind, line);
 }
 
-/* Writes the constraint (B, A) of constrained.c with @delay_us; returns the file's path. */
+/*
+ * Writes the constraint (B, A) of constrained.c with @delay_us, B the @b_kind event at the line
+ * marked @b, A the mutex_lock at the line marked @a, as a run with @mode (or none) shows them;
+ * returns the file's path.
+ */
 static const char *
-write_constraint(long delay_us)
+write_constraint_of(const char *mode, const char *b_kind, const char *b, const char *a,
+		    long delay_us)
 {
 	static char path[300];
-	char events[300], b[2048], a[2048];
+	char events[300], bs[2048], as[2048];
 	struct run r;
 	FILE *f;
 
 	snprintf(events, sizeof(events), "%s/events", tmpdir);
-	const char *args[] = {"-o", events, "--", prog("constrained"), NULL};
+	const char *args[] = {"--no-model", "-o", events, "--", prog("constrained"), mode, NULL};
 	run_trace(&r, args);
 	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
-	site_at_line(events, marker_line("constrained.c", "B"), b, sizeof(b));
-	site_at_line(events, marker_line("constrained.c", "A"), a, sizeof(a));
+	site_at_line(events, b_kind, marker_line("constrained.c", b), bs, sizeof(bs));
+	site_at_line(events, "mutex_lock", marker_line("constrained.c", a), as, sizeof(as));
 	snprintf(path, sizeof(path), "%s/constraints", tmpdir);
 	f = fopen(path, "w");
-	fprintf(f, "# B A delay-us\n%s %s %ld\n", b, a, delay_us);
+	fprintf(f, "# B A delay-us\n%s %s %ld\n", bs, as, delay_us);
 	fclose(f);
 	return path;
+}
+
+static const char *
+write_constraint(long delay_us)
+{
+	return write_constraint_of(NULL, "mutex_lock", "B", "A", delay_us);
 }
 
 /* The program's "B-ns A-ns" line: A's time minus B's, in ms. */
@@ -686,7 +698,8 @@ a_minus_b_ms(const struct run *r)
 START_TEST(constraint_delays_a_after_b)
 {
 	const char *cons = write_constraint(200000);
-	const char *with[] = {"--constraints", cons, "--", prog("constrained"), NULL};
+	const char *with[] = {"--constraints", cons, "--release-after", "0", "--",
+			      prog("constrained"), NULL};
 	const char *without[] = {"--", prog("constrained"), NULL};
 	struct run r;
 
@@ -715,6 +728,48 @@ START_TEST(constraint_that_would_deadlock_is_cut_short)
 	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
 	ck_assert_msg(r.seconds < 5.0, "took %.1f s", r.seconds);
 	ck_assert_msg(a_minus_b_ms(&r) < 5000.0, "%.1f ms", a_minus_b_ms(&r));
+}
+END_TEST
+
+START_TEST(constraint_released_after_the_activators_next_event)
+{
+	/* After B the activator locks and unlocks m1 once more, then sleeps 300 ms. By default
+	 * the delayed thread goes once the activator's next event has run (at the one after):
+	 * well before the 200 ms deadline. With --release-after 0, only at the deadline. */
+	const char *cons = write_constraint(200000);
+	const char *dflt[] = {"--constraints", cons, "--", prog("constrained"), "busy", NULL};
+	const char *at_deadline[] = {"--constraints", cons, "--release-after", "0", "--",
+				     prog("constrained"), "busy", NULL};
+	struct run r;
+
+	run_trace(&r, dflt);
+	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+	ck_assert_msg(a_minus_b_ms(&r) < 100.0, "A ran %.1f ms after B", a_minus_b_ms(&r));
+	run_trace(&r, at_deadline);
+	ck_assert_msg(a_minus_b_ms(&r) >= 190.0, "A ran %.1f ms after B", a_minus_b_ms(&r));
+}
+END_TEST
+
+START_TEST(constraint_holds_a_thread_already_blocked_in_a)
+{
+	/* second calls lock(m3) (A2) while first holds m3: its event comes before first's unlock
+	 * (B2), but it acquires only after it. The constraint (B2, A2) holds it there: it
+	 * acquires 200 ms after B2, not at once. */
+	const char *cons = write_constraint_of("held", "mutex_unlock", "B2", "A2", 200000);
+	const char *with[] = {"--constraints", cons, "--release-after", "0", "--",
+			      prog("constrained"), "held", NULL};
+	const char *without[] = {"--no-model", "--", prog("constrained"), "held", NULL};
+	struct run r;
+
+	run_trace(&r, without);
+	ck_assert_msg(a_minus_b_ms(&r) < 100.0, "%.1f ms", a_minus_b_ms(&r));
+	for (int i = 0; i < 3; i++) {
+		run_trace(&r, with);
+		ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+		ck_assert_msg(a_minus_b_ms(&r) >= 190.0, "A2 ran %.1f ms after B2",
+			      a_minus_b_ms(&r));
+		ck_assert_msg(a_minus_b_ms(&r) < 1000.0, "A2 held %.1f ms", a_minus_b_ms(&r));
+	}
 }
 END_TEST
 
@@ -787,6 +842,121 @@ START_TEST(runs_report_every_outcome_to_the_model)
 }
 END_TEST
 
+/* ---- Correct-run samples and ticks, counted in the store ---- */
+
+struct counts {
+	uint64_t runs, failures, ticks, samples;
+};
+
+/* The counts of the one program in the store under @state (--state-dir). */
+static struct counts
+store_counts(const char *state)
+{
+	char dir[400];
+	struct model_options mo;
+	struct model *m;
+	struct model_stats *st;
+	struct counts c;
+
+	snprintf(dir, sizeof(dir), "%s/model", state);
+	model_options_init(&mo);
+	ck_assert_int_eq(model_open(dir, &mo, &m), 0);
+	ck_assert_int_eq(model_stats_get(m, NULL, &st), 0);
+	ck_assert_uint_eq(st->n, 1);
+	c.runs = st->programs[0].runs_ended;
+	c.failures = st->programs[0].baseline_failures + st->programs[0].constrained_failures;
+	c.ticks = st->programs[0].ticks;
+	c.samples = st->programs[0].correct_samples;
+	model_stats_free(st);
+	model_close(m);
+	return c;
+}
+
+/* Runs ticker with @targs after the aviso-trace options @opts, its store in tmpdir/@name. */
+static struct counts
+ticker_run(const char *name, const char *const *opts, const char *const *targs, int *status)
+{
+	char state[300];
+	const char *argv[32];
+	int n = 0;
+	struct run r;
+
+	snprintf(state, sizeof(state), "%s/%s", tmpdir, name);
+	argv[n++] = "--state-dir";
+	argv[n++] = state;
+	for (; *opts; opts++)
+		argv[n++] = *opts;
+	argv[n++] = "--";
+	argv[n++] = prog("ticker");
+	for (; *targs; targs++)
+		argv[n++] = *targs;
+	argv[n] = NULL;
+	run_trace(&r, argv);
+	*status = r.status;
+	return store_counts(state);
+}
+
+START_TEST(ticks_every_n_events_and_at_a_line)
+{
+	char at[64];
+	int status;
+
+	/* 100 lock/unlock pairs, a create and a join: 202 events, 20 ticks of 10. */
+	const char *every[] = {"--tick-every", "10", NULL}, *t100[] = {"100", "0", NULL};
+	struct counts c = ticker_run("every", every, t100, &status);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+	ck_assert_uint_eq(c.runs, 1);
+	ck_assert_uint_eq(c.ticks, 20);
+
+	/* One tick per pass through the marked line: 37 units of work, 37 ticks. */
+	snprintf(at, sizeof(at), "ticker.c:%d", marker_line("ticker.c", "TICK"));
+	const char *line[] = {"--tick-at", at, NULL}, *t37[] = {"37", "0", NULL};
+	c = ticker_run("at", line, t37, &status);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+	ck_assert_uint_eq(c.ticks, 37);
+
+	/* A line without code is named. */
+	struct run r;
+	const char *none[] = {"--tick-at", "ticker.c:1", "--", prog("ticker"), "1", NULL};
+	run_trace(&r, none);
+	ck_assert_msg(strstr(r.err, "--tick-at: no code for 'ticker.c:1'"), "%s", r.err);
+}
+END_TEST
+
+START_TEST(samples_are_held_and_dropped_on_failure)
+{
+	int status;
+
+	/* Taken at 0.2 s, held 0.3 s, the run lasts about 1 s: one sample, sent during the
+	 * run; the end adds none. */
+	const char *early[] = {"--sample-at", "200", "--sample-hold", "300", NULL};
+	const char *long_run[] = {"100", "10000", NULL};
+	struct counts c = ticker_run("held", early, long_run, &status);
+	ck_assert_uint_eq(c.runs, 1);
+	ck_assert_uint_eq(c.failures, 0);
+	ck_assert_uint_eq(c.samples, 1);
+
+	/* Held 5 s, the run ends after 0.5 s without failure: sent at the end, once. */
+	const char *hold5[] = {"--sample-at", "200", "--sample-hold", "5000", NULL};
+	const char *half[] = {"50", "10000", NULL};
+	c = ticker_run("cut", hold5, half, &status);
+	ck_assert_uint_eq(c.samples, 1);
+
+	/* The same, but the program dies within the hold: no sample. */
+	const char *crash[] = {"50", "10000", "crash", NULL};
+	c = ticker_run("crash", hold5, crash, &status);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV, "status %d", status);
+	ck_assert_uint_eq(c.runs, 1);
+	ck_assert_uint_eq(c.failures, 1);
+	ck_assert_uint_eq(c.samples, 0);
+
+	/* A short run never reaches its sample time: its last events are its sample. */
+	const char *dflt[] = {NULL}, *quick[] = {"5", "0", NULL};
+	c = ticker_run("short", dflt, quick, &status);
+	ck_assert_uint_eq(c.samples, 1);
+}
+END_TEST
+
 static Suite *
 failures_suite(void)
 {
@@ -817,7 +987,11 @@ failures_suite(void)
 	tcase_set_timeout(cons, 120);
 	tcase_add_test(cons, constraint_delays_a_after_b);
 	tcase_add_test(cons, constraint_that_would_deadlock_is_cut_short);
+	tcase_add_test(cons, constraint_released_after_the_activators_next_event);
+	tcase_add_test(cons, constraint_holds_a_thread_already_blocked_in_a);
 	tcase_add_test(cons, constraints_file_errors);
+	tcase_add_test(cons, ticks_every_n_events_and_at_a_line);
+	tcase_add_test(cons, samples_are_held_and_dropped_on_failure);
 	tcase_add_test(cons, runs_report_every_outcome_to_the_model);
 	suite_add_tcase(s, cons);
 	return s;

@@ -556,10 +556,13 @@ START_TEST(site_handles_are_cached)
 	ck_assert_int_eq(fsm_site_resolve(f, buf, &h2), 0);
 	ck_assert_ptr_eq(h1, h2);
 	ck_assert(fsm_site_relevant(h1));
+	ck_assert(fsm_site_activates(h1) && !fsm_site_delayable(h1)); /* B only */
 	ck_assert_int_eq(fsm_site_resolve(f, "p+0x99", &h3), 0);
 	ck_assert(!fsm_site_relevant(h3));
+	ck_assert(!fsm_site_activates(h3) && !fsm_site_delayable(h3));
 	ck_assert_int_eq(fsm_site_resolve(f, X, &h4), 0);
 	ck_assert(fsm_site_relevant(h4));
+	ck_assert(!fsm_site_activates(h4) && fsm_site_delayable(h4)); /* A only */
 	ck_assert_int_eq(fsm_site_resolve(f, NULL, &h4), -EINVAL);
 	/* Many distinct sites: the table grows, every handle stays valid. */
 	for (int i = 0; i < 5000; i++) {

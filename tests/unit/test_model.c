@@ -121,6 +121,82 @@ START_TEST(candidates_from_crafted_rpb)
 }
 END_TEST
 
+/* An event of @kind on @object. */
+static struct model_event
+evk(uint64_t seq, uint32_t t, const char *site, enum model_event_kind kind, uint64_t object)
+{
+	struct model_event e = ev(seq, t, site);
+
+	e.kind = kind;
+	e.object = object;
+	return e;
+}
+
+/* The sites of @e in the order model_rpb_init lays them out, as one string. */
+static void
+laid_out(const struct model_event *e, size_t n, char *out)
+{
+	struct rpb r;
+
+	ck_assert_int_eq(model_rpb_init(&r, e, n), 0);
+	for (size_t k = 0; k < r.n; k++)
+		out[k] = r.sites[r.site[k]][0];
+	out[r.n] = '\0';
+	model_rpb_fini(&r);
+}
+
+/*
+ * Call entries, acquisition order: T3 enters lock(m) (b) while T2 holds m (a); it acquires
+ * only after T2's unlock (c). Locks of other mutexes and a thread's own order stay as they are;
+ * a lock that entered after an unlock but whose thread's next event comes after another
+ * thread's whole critical section acquired after that section.
+ */
+START_TEST(contended_locks_where_they_acquired)
+{
+	const enum model_event_kind L = MODEL_EV_MUTEX_LOCK, U = MODEL_EV_MUTEX_UNLOCK;
+	char text[16];
+
+	struct model_event e1[] = {evk(1, 2, "a", L, 0x10), evk(2, 3, "b", L, 0x10),
+				   evk(3, 2, "c", U, 0x10), evk(4, 3, "d", U, 0x10),
+				   evk(5, 2, "e", L, 0x20)};
+	laid_out(e1, 5, text);
+	ck_assert_str_eq(text, "acbde");
+
+	/* Another mutex: nothing moves. */
+	struct model_event e2[] = {evk(1, 2, "a", L, 0x10), evk(2, 3, "b", L, 0x20),
+				   evk(3, 2, "c", U, 0x10), evk(4, 3, "d", U, 0x20)};
+	laid_out(e2, 4, text);
+	ck_assert_str_eq(text, "abcd");
+
+	/* Two waiters: each after the unlock before its own next event. */
+	struct model_event e3[] = {evk(1, 1, "a", L, 0x10), evk(2, 2, "b", L, 0x10),
+				   evk(3, 3, "c", L, 0x10), evk(4, 1, "d", U, 0x10),
+				   evk(5, 2, "e", U, 0x10), evk(6, 3, "f", U, 0x10)};
+	laid_out(e3, 6, text);
+	ck_assert_str_eq(text, "adbecf");
+
+	/* T3's lock (b) entered after T2's unlock (a), but T2 locked and unlocked m again (c, d)
+	 * before T3's next event (e): T3 acquired after d. */
+	struct model_event e4[] = {evk(1, 2, "a", U, 0x10), evk(2, 3, "b", L, 0x10),
+				   evk(3, 2, "c", L, 0x10), evk(4, 2, "d", U, 0x10),
+				   evk(5, 3, "e", U, 0x10)};
+	laid_out(e4, 5, text);
+	ck_assert_str_eq(text, "acdbe");
+
+	/* A trylock stays where it is; so does a lock with no unlock in sight. */
+	struct model_event e5[] = {evk(1, 2, "a", L, 0x10),
+				   evk(2, 3, "b", MODEL_EV_MUTEX_TRYLOCK, 0x10),
+				   evk(3, 2, "c", U, 0x10), evk(4, 1, "d", L, 0x20),
+				   evk(5, 4, "e", L, 0x20)};
+	laid_out(e5, 5, text);
+	ck_assert_str_eq(text, "abcde");
+
+	/* Candidates follow the acquisition order: (c, b) and (c, d), no (a, b) any more. */
+	pairs_as_text(e1, 5, 10, true, text);
+	ck_assert_str_eq(text, "cb cd de");
+}
+END_TEST
+
 START_TEST(pair_counts_and_window_bound)
 {
 	/* x y x y x y alternating threads: (x,y) thrice, (y,x) twice with window 2. */
@@ -835,6 +911,7 @@ model_suite(void)
 
 	tc = tcase_create("pure");
 	tcase_add_test(tc, candidates_from_crafted_rpb);
+	tcase_add_test(tc, contended_locks_where_they_acquired);
 	tcase_add_test(tc, pair_counts_and_window_bound);
 	tcase_add_test(tc, invariance_formulas);
 	tcase_add_test(tc, chi_square_known_values);
