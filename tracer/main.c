@@ -512,6 +512,8 @@ main(int argc, char **argv)
 	handle(SIGTERM, tracer_runs_forward);
 	handle(SIGHUP, tracer_runs_forward);
 	ro.constraints = constraints;
+	/* In a series, each failure is one line on stderr; the report file has the rest. */
+	opt.brief_reports = ro.runs > 1;
 	/* Explicit constraints replace the model. */
 	ro.no_model = no_model || constraints != NULL;
 	if (runs_log) {

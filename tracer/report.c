@@ -339,7 +339,11 @@ report_failure(struct tracer *t, const struct report *r)
 		free(v);
 		return;
 	}
+	if (t->opt.brief_reports && isatty(STDERR_FILENO))
+		fputs("\r\033[K", f); /* over the series' progress line */
 	headline(f, r);
+	if (t->opt.brief_reports) /* one line, and where the whole report is */
+		goto tail;
 	if (r->ncycle)
 		put_cycle(f, r);
 	if (r->backtrace) {
@@ -351,6 +355,7 @@ report_failure(struct tracer *t, const struct report *r)
 		put_frames(f, r->backtrace, "    ");
 	}
 	put_timeline(f, v, n, r);
+tail:
 	if (err < 0)
 		fprintf(f, "aviso-trace: cannot write the report: %s\n", strerror(-err));
 	else

@@ -44,6 +44,7 @@ struct tracer_options {
 	/* --release-after N: a delayed thread goes at its activator's Nth event after B (or at
 	 * the deadline); 0: at the deadline only; -1 (the default): TRACER_DEFAULT_RELEASE */
 	int release_after;
+	bool brief_reports;	   /* a failure's headline and report path only (series) */
 	const struct tracer_hooks *hooks; /* NULL: nothing handed over */
 	unsigned samples;	   /* --samples: correct-run samples per run (0: none) */
 	uint64_t sample_at_ns;	   /* the first this long after the start (0: drawn, 0.1-20 s) */
