@@ -10,9 +10,11 @@
 double
 model_stat_oi(uint64_t f_ab, uint64_t f_ba)
 {
-	if (f_ab + f_ba == 0)
-		return 0.5;
-	return (double)f_ab / (double)(f_ab + f_ba);
+	/* One pseudo-count each way (0.5 when both are 0, as AVISO.md has it): the rank is a
+	 * prior, not a veto. Under a tracer an event is a call's entry and its effect comes
+	 * later, so correct runs show "racy-looking" orders of a culprit that did no harm, and
+	 * a plain f(A,B) / (f(A,B) + f(B,A)) of 0 would keep it from ever being tried. */
+	return ((double)f_ab + 1.0) / ((double)(f_ab + f_ba) + 2.0);
 }
 
 double

@@ -223,9 +223,10 @@ END_TEST
 
 START_TEST(invariance_formulas)
 {
-	ck_assert_double_eq_tol(model_stat_oi(3, 1), 0.75, 1e-12);
+	/* One pseudo-count each way: (3 + 1) / (4 + 2); never 0 or 1. */
+	ck_assert_double_eq_tol(model_stat_oi(3, 1), 4.0 / 6.0, 1e-12);
 	ck_assert_double_eq_tol(model_stat_oi(0, 0), 0.5, 1e-12);
-	ck_assert_double_eq_tol(model_stat_oi(0, 4), 0.0, 1e-12);
+	ck_assert_double_eq_tol(model_stat_oi(0, 4), 1.0 / 6.0, 1e-12);
 	/* f(B,A) = 2, row(B) = 10, col(A) = 6: 1 - 2 / (8 + 4). */
 	ck_assert_double_eq_tol(model_stat_ci(2, 10, 6), 1.0 - 2.0 / 12.0, 1e-12);
 	ck_assert_double_eq_tol(model_stat_ci(0, 0, 0), 0.5, 1e-12);
@@ -500,10 +501,10 @@ START_TEST(rank_of_a_small_model)
 	ck_assert_uint_eq(c->f_ab, 3);
 	ck_assert_uint_eq(c->f_ba, 1);
 	ck_assert_uint_eq(c->failing_with, 2);
-	ck_assert_double_eq_tol(c->oi, 0.75, 1e-12);
+	ck_assert_double_eq_tol(c->oi, 4.0 / 6.0, 1e-12);
 	ck_assert_double_eq_tol(c->ci, 2.0 / 3.0, 1e-12);
 	ck_assert_double_eq_tol(c->fc, 1.0, 1e-12);
-	ck_assert_double_eq_tol(c->rank, 0.5, 1e-12);
+	ck_assert_double_eq_tol(c->rank, 4.0 / 9.0, 1e-12);
 	c = find_constraint(ps, "y", "z");
 	ck_assert_ptr_nonnull(c);
 	ck_assert_double_eq_tol(c->oi, 0.5, 1e-12);
@@ -511,8 +512,8 @@ START_TEST(rank_of_a_small_model)
 	ck_assert_double_eq_tol(c->rank, 0.25, 1e-12);
 	c = find_constraint(ps, "z", "x");
 	ck_assert_ptr_nonnull(c);
-	ck_assert_double_eq_tol(c->oi, 1.0, 1e-12);
-	ck_assert_double_eq_tol(c->rank, 0.5, 1e-12);
+	ck_assert_double_eq_tol(c->oi, 3.0 / 4.0, 1e-12); /* f(A,B) = 2, f(B,A) = 0 */
+	ck_assert_double_eq_tol(c->rank, 0.375, 1e-12);
 	model_stats_free(st);
 	model_close(m);
 }
