@@ -149,7 +149,12 @@ int bp_symbolizer_refresh(struct bp_symbolizer *sym);
 struct bp_source {
 	const char *file; /* basename, or NULL */
 	int line;	  /* 0 when file is NULL */
-	const char *func; /* or NULL */
+	const char *func; /* or NULL; from DWARF when there is one (unmangled), else the symbol */
+	/* When @addr is in code inlined into func: where func itself is there (the call line of
+	 * the outermost inlined scope), the place a call's return address should show. Else
+	 * NULL and 0. */
+	const char *call_file;
+	int call_line;
 };
 
 /*

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dwarf.h>
 #include <elfutils/libdwfl.h>
 
 #include "breakpoints/breakpoints.h"
@@ -78,6 +79,69 @@ base_name(const char *path)
 	return slash ? slash + 1 : path;
 }
 
+/*
+ * When @addr is in code inlined into a function (a pthread wrapper of libstdc++'s, a small
+ * helper), the line table gives the innermost source line (gthr-default.h:749): the place in the
+ * function itself is the call line of the outermost inlined scope (src->call_file, call_line).
+ * The function's own name comes from its DWARF entry too (unmangled, "worker" rather than
+ * "_ZL6workerv"). Leaves @src as it is when DWARF says nothing more.
+ */
+static void
+outer_position(Dwfl_Module *mod, uint64_t addr, struct bp_source *src)
+{
+	Dwarf_Addr bias;
+	Dwarf_Die *cu = dwfl_module_addrdie(mod, addr, &bias), *scopes = NULL;
+	int n = cu ? dwarf_getscopes(cu, addr - bias, &scopes) : 0;
+	Dwarf_Die outer = {0}, *outer_inline = NULL;
+	Dwarf_Attribute attr;
+	Dwarf_Word line, idx;
+
+	/*
+	 * Past an inlined scope, dwarf_getscopes() goes on in the inlined function's own tree;
+	 * the caller's scopes are those dwarf_getscopes_die() gives for the inlined DIE. So
+	 * climb one inlined scope at a time, up to the function (bounded: inlining is shallow).
+	 */
+	for (int depth = 0; n > 0 && depth < 64; depth++) {
+		int i, tag = 0;
+
+		for (i = depth ? 1 : 0; i < n; i++) {
+			tag = dwarf_tag(&scopes[i]);
+			if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram)
+				break;
+		}
+		if (i == n)
+			break;
+		if (tag == DW_TAG_subprogram) {
+			const char *name = dwarf_formstring(
+			    dwarf_attr_integrate(&scopes[i], DW_AT_name, &attr));
+			if (name)
+				src->func = name;
+			break;
+		}
+		outer = scopes[i];
+		outer_inline = &outer;
+		free(scopes);
+		scopes = NULL;
+		n = dwarf_getscopes_die(&outer, &scopes);
+	}
+	if (outer_inline &&
+	    dwarf_formudata(dwarf_attr(outer_inline, DW_AT_call_line, &attr), &line) == 0 &&
+	    line > 0 &&
+	    dwarf_formudata(dwarf_attr(outer_inline, DW_AT_call_file, &attr), &idx) == 0) {
+		Dwarf_Files *files;
+		size_t nfiles;
+		const char *f = NULL;
+
+		if (dwarf_getsrcfiles(cu, &files, &nfiles) == 0 && idx < nfiles)
+			f = dwarf_filesrc(files, idx, NULL, NULL);
+		if (f) {
+			src->call_file = base_name(f);
+			src->call_line = (int)line;
+		}
+	}
+	free(scopes);
+}
+
 int
 bp_symbolizer_frame(struct bp_symbolizer *s, uint64_t addr, bool lines,
 		    struct bp_source *ret_src)
@@ -93,6 +157,8 @@ bp_symbolizer_frame(struct bp_symbolizer *s, uint64_t addr, bool lines,
 		file = dwfl_lineinfo(l, NULL, &src.line, NULL, NULL, NULL);
 	src.file = file ? base_name(file) : NULL;
 	src.func = dwfl_module_addrname(mod, addr);
+	if (l)
+		outer_position(mod, addr, &src);
 	if (!src.file && !src.func)
 		return -ENOENT;
 	*ret_src = src;

@@ -74,8 +74,10 @@ frame_of(struct process *p, uint64_t pc, bool is_return, struct model_frame *f)
 	}
 	/* A system library's frames are wildcards: their function names will do. */
 	if (sym && bp_symbolizer_frame(sym, is_return ? pc - 1 : pc, !f->system, &src) == 0) {
-		f->file = dup_or_null(src.file);
-		f->line = src.line;
+		/* A call inlined into its caller is shown at the caller's line. */
+		bool outer = is_return && src.call_file;
+		f->file = dup_or_null(outer ? src.call_file : src.file);
+		f->line = outer ? src.call_line : src.line;
 		f->func = dup_or_null(src.func);
 	}
 }

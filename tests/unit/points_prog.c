@@ -18,13 +18,13 @@ bump(long x)
 __attribute__((noinline)) static long
 first(long x)
 {
-	return bump(x) + 1;
+	return bump(x) + 1; /* CALL:first */
 }
 
 __attribute__((noinline)) static long
 second(long x)
 {
-	long r = bump(x + 7);
+	long r = bump(x + 7); /* CALL:second */
 
 	return r * 5;
 }

@@ -166,7 +166,8 @@ marker_line(const char *marker)
  * each offset into @out (one line each, "file.c:12 func").
  */
 static void
-symbolize_offsets(const char *prog, const uint64_t *offsets, size_t n, char out[][256])
+symbolize_offsets(const char *prog, const uint64_t *offsets, size_t n, char out[][256],
+		  int *call_lines)
 {
 	struct bp_symbolizer *sym;
 	struct bp_aspace *as;
@@ -190,6 +191,13 @@ symbolize_offsets(const char *prog, const uint64_t *offsets, size_t n, char out[
 	for (size_t i = 0; i < n; i++) {
 		ck_assert_uint_lt(m->base + offsets[i], m->end);
 		ck_assert_int_gt(bp_symbolizer_lookup(sym, m->base + offsets[i], out[i], 256), 0);
+		if (call_lines) {
+			struct bp_source src;
+			ck_assert_int_eq(bp_symbolizer_frame(sym, m->base + offsets[i], true, &src), 0);
+			ck_assert_msg(!src.call_file || strcmp(src.call_file, "points_prog.c") == 0,
+				      "%s", src.call_file);
+			call_lines[i] = src.call_file ? src.call_line : 0;
+		}
 	}
 	bp_symbolizer_destroy(sym);
 	bp_aspace_unref(as);
@@ -209,7 +217,7 @@ check_lines(const char *prog, const uint64_t *offsets, size_t n, int line, const
 	size_t in_func = 0;
 
 	ck_assert_ptr_nonnull(names);
-	symbolize_offsets(prog, offsets, n, names);
+	symbolize_offsets(prog, offsets, n, names, NULL);
 	snprintf(want, sizeof(want), "points_prog.c:%d ", line);
 	for (size_t i = 0; i < n; i++) {
 		const char *f = strchr(names[i], ' ');
@@ -267,6 +275,20 @@ START_TEST(resolve_o2_inlined_copies)
 	check_sorted_distinct(off, n);
 	ck_assert_uint_ge(check_lines(prog, off, n, inl, "first"), 1);
 	ck_assert_uint_ge(check_lines(prog, off, n, inl, "second"), 1);
+	/* Where each copy is in its caller: the call's line, in first() or in second(). */
+	char(*names)[256] = calloc(n, 256);
+	int *calls = calloc(n, sizeof(*calls)), in_first = 0, in_second = 0;
+	ck_assert(names && calls);
+	symbolize_offsets(prog, off, n, names, calls);
+	for (size_t i = 0; i < n; i++) {
+		in_first += calls[i] == marker_line("CALL:first");
+		in_second += calls[i] == marker_line("CALL:second");
+	}
+	ck_assert_int_ge(in_first, 1);
+	ck_assert_int_ge(in_second, 1);
+	ck_assert_int_eq(in_first + in_second, (int)n);
+	free(names);
+	free(calls);
 	free(off);
 
 	/*

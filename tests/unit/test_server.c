@@ -203,7 +203,7 @@ failure_body(const char *run, const char *pfx)
 		"{\"seq\":1,\"ns\":10,\"thread\":1,\"tid\":7,\"pid\":6,\"kind\":\"mutex_lock\","
 		"\"site\":\"%sa\",\"where\":\"a.c:1 f\",\"object\":\"0x10\"},"
 		"{\"seq\":2,\"ns\":20,\"thread\":2,\"tid\":8,\"pid\":6,\"kind\":\"mutex_unlock\","
-		"\"site\":\"%sb\",\"object\":\"0x10\"},"
+		"\"site\":\"%sb\",\"object\":\"0x20\"},"
 		"{\"seq\":3,\"ns\":30,\"thread\":1,\"tid\":7,\"pid\":6,\"kind\":\"point\","
 		"\"site\":\"%sc\"},"
 		"{\"seq\":4,\"ns\":40,\"thread\":2,\"tid\":8,\"pid\":6,\"kind\":\"point\","
