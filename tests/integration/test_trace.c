@@ -493,6 +493,10 @@ events_load(struct events *evs, const char *path)
 		site = field_str(o, "site", true, cnt, path);
 		e->site = strdup(site);
 		plus = strstr(site, "+0x");
+		/* A signal can reach a thread with nothing of the program's on its stack yet
+		 * (just born, in start_thread): its site is system-library frames only. */
+		if (!plus && e->kind == PK_SIGNAL)
+			plus = strstr(site, "+*");
 		ck_assert_msg(plus && plus != site, "%s:%zu: site \"%s\" is not module+0xoffset",
 			      path, cnt, site);
 		e->mod = strndup(site, (size_t)(plus - site));
@@ -1170,7 +1174,10 @@ START_TEST(stop_and_continue)
 	cpu1 = cpu_ns(pid);
 	ck_assert_msg(all_stopped(pid, states, sizeof(states)),
 		      "300 ms after SIGSTOP, thread states are \"%s\"", states);
-	ck_assert_msg(cpu1 == cpu0, "stopped threads ran for %llu ns", cpu1 - cpu0);
+	/* Not even a millisecond: the tracer's twice-a-second tick interrupts one stopped thread
+	 * (PTRACE_INTERRUPT, then PTRACE_LISTEN again), a few microseconds of kernel time in
+	 * that thread, not the program running. */
+	ck_assert_msg(cpu1 - cpu0 < 1000000, "stopped threads ran for %llu ns", cpu1 - cpu0);
 	ck_assert_msg(waitpid(p.pid, &p.status, WNOHANG) == 0,
 		      "aviso-trace ended while its program was stopped: %s", status_str(p.status));
 
