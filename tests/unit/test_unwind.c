@@ -282,7 +282,7 @@ START_TEST(inside_a_syscall_in_libc)
 
 	live_start(&l, HOW_SLEEP);
 	ck_assert_int_eq(ptrace(PTRACE_CONT, l.pid, 0, 0), 0);
-	for (int attempt = 0; attempt < 50 && at < 0; attempt++) {
+	for (int attempt = 0; attempt < 200 && at < 0; attempt++) { /* bounded: 4 s */
 		int status;
 
 		usleep(20000);
