@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "breakpoints/breakpoints.h"
+#include "tracer/backend.h"
 #include "tracer/tracer.h"
 
 #define EXIT_USAGE 2
@@ -38,6 +39,7 @@ enum {
 	OPT_RUNS_LOG,
 	OPT_CONSTRAINTS,
 	OPT_DELAY_US,
+	OPT_SERVER,
 };
 
 static struct tracer *the_tracer;
@@ -90,13 +92,18 @@ usage(int status)
 		   "      --delay-us N      the delay of constraints that give none (default 1000)\n"
 		   "\n"
 		   "Avoidance (not with -p): each run asks the model which constraints to load,\n"
-		   "and reports its outcome. The model is embedded, in a store under the state\n"
-		   "directory (aviso-server --db DIR/model shows its statistics).\n"
+		   "and reports its outcome. The model is an aviso-server with --server, else\n"
+		   "embedded, in a store under the state directory (aviso-server --db DIR/model\n"
+		   "shows its statistics).\n"
+		   "      --server URL      the model of the aviso-server at URL (http://HOST:PORT;\n"
+		   "                        default $AVISO_SERVER). A server that does not answer\n"
+		   "                        makes baseline runs, whose outcomes wait in\n"
+		   "                        DIR/queue (below) until it answers\n"
 		   "      --runs N          run the program N times in a row, with a summary\n"
 		   "      --runs-log FILE   one JSON line per run: what it loaded, how it ended\n"
 		   "      --seed S          the series' seed: every choice repeatable (default:\n"
 		   "                        random, printed in the summary)\n"
-		   "      --state-dir DIR   the store goes in DIR/model (default\n"
+		   "      --state-dir DIR   the store goes in DIR/model, the queue in DIR/queue (default\n"
 		   "                        $XDG_STATE_HOME/aviso, else ~/.local/state/aviso)\n"
 		   "      --no-avoid        report outcomes, never load constraints\n"
 		   "      --no-model        no model at all: a pure trace\n"
@@ -309,12 +316,13 @@ main(int argc, char **argv)
 		{"runs-log", required_argument, NULL, OPT_RUNS_LOG},
 		{"constraints", required_argument, NULL, OPT_CONSTRAINTS},
 		{"delay-us", required_argument, NULL, OPT_DELAY_US},
+		{"server", required_argument, NULL, OPT_SERVER},
 		{NULL, 0, NULL, 0},
 	};
 	struct tracer_options opt = {0};
 	struct tracer_runs_options ro = {.runs = 1};
 	bool no_model = false;
-	const char *runs_log = NULL;
+	const char *runs_log = NULL, *server = NULL, *why;
 	const char *output = NULL, *points_path = NULL, *constraints = NULL;
 	unsigned delay_us = 0;
 	char path[PATH_MAX];
@@ -392,6 +400,11 @@ main(int argc, char **argv)
 		case OPT_DELAY_US:
 			delay_us = number(optarg, "--delay-us", 1, 60000000);
 			break;
+		case OPT_SERVER:
+			server = optarg;
+			if (backend_server_url_check(server, &why) < 0)
+				die(EXIT_USAGE, "--server '%s': %s", server, why);
+			break;
 		case 'h':
 			usage(0);
 		case ':':
@@ -439,6 +452,10 @@ main(int argc, char **argv)
 	ro.constraints = constraints;
 	/* Explicit constraints replace the model. */
 	ro.no_model = no_model || constraints != NULL;
+	if (!server && !ro.no_model && (server = getenv("AVISO_SERVER")) && *server &&
+	    backend_server_url_check(server, &why) < 0)
+		die(EXIT_USAGE, "AVISO_SERVER '%s': %s", server, why);
+	ro.server = server && *server ? server : NULL;
 	if (runs_log) {
 		ro.runs_log = fopen(runs_log, "we");
 		if (!ro.runs_log)
