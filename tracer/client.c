@@ -44,7 +44,8 @@ struct client {
 	char error[CURL_ERROR_SIZE];
 	char host[256];	  /* this machine, for /start */
 	struct queue *q;  /* NULL: nowhere to keep what the server did not take */
-	bool down;	  /* the last request had no answer */
+	bool down;	  /* the last request had no answer: back off */
+	bool told_down;	  /* the one line about it, until the server answers again */
 	unsigned skipped; /* starts made offline since then */
 	uint64_t retry_ns;
 	unsigned offline;    /* offline runs made */
@@ -178,10 +179,11 @@ errno_of(CURLcode e)
 static void
 went_down(struct client *c, int r)
 {
-	if (!c->down)
+	if (!c->told_down)
 		log_msg("no answer from %s (%s): runs are baseline runs until it answers%s%s",
 			c->base, c->error[0] ? c->error : strerror(-r),
 			c->q ? "; their outcomes wait in " : "", c->q ? queue_dir(c->q) : "");
+	c->told_down = true;
 	c->down = true;
 	c->skipped = 0;
 	c->retry_ns = now_ns() + RETRY_AFTER_NS;
@@ -214,7 +216,7 @@ request(struct client *c, const char *path, const char *body, char **ret_answer)
 	if (e == CURLE_OK) {
 		curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
 		r = (int)status;
-		c->down = false;
+		c->down = c->told_down = false;
 	} else {
 		r = sink.too_big ? -EFBIG : errno_of(e);
 		if (!sink.too_big)
@@ -269,13 +271,17 @@ flush(struct client *c)
 		log_msg("sent %d queued request%s to %s", n, n == 1 ? "" : "s", c->base);
 }
 
-/* Whether a start asks the server: always while it answers, else now and then. */
+/*
+ * Whether a start asks the server: always while it answers, else now and then; a try clears
+ * the back-off, and the first request without an answer sets it again.
+ */
 static bool
 may_try(struct client *c)
 {
-	if (!c->down)
-		return true;
-	return ++c->skipped >= RETRY_AFTER_STARTS || now_ns() >= c->retry_ns;
+	if (c->down && ++c->skipped < RETRY_AFTER_STARTS && now_ns() < c->retry_ns)
+		return false;
+	c->down = false;
+	return true;
 }
 
 /* Keeps @body for @endpoint in the queue. */

@@ -207,8 +207,8 @@ struct run {
  * AVISO_SERVER set to @server_env (NULL: unset), stdout to /dev/null, stderr captured; killed
  * after RUN_TIMEOUT_S.
  */
-static void
-run_trace_env(struct run *r, const char *server_env, const char *const *args)
+static pid_t
+spawn_trace(const char *server_env, const char *const *args)
 {
 	const char *argv[40];
 	const char *errpath = path_in("stderr");
@@ -221,7 +221,6 @@ run_trace_env(struct run *r, const char *server_env, const char *const *args)
 	for (; *args && n < 38; args++)
 		argv[n++] = *args;
 	argv[n] = NULL;
-	double t0 = now_s();
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
@@ -238,6 +237,15 @@ run_trace_env(struct run *r, const char *server_env, const char *const *args)
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
+	return pid;
+}
+
+/* Waits for aviso-trace @pid (started at @t0) to end, RUN_TIMEOUT_S at most. */
+static void
+finish_trace(struct run *r, pid_t pid, double t0)
+{
+	const char *errpath = path_in("stderr");
+
 	for (int waited = 0;; waited++) {
 		pid_t w = waitpid(pid, &r->status, WNOHANG);
 		ck_assert_int_ge(w, 0);
@@ -256,6 +264,14 @@ run_trace_env(struct run *r, const char *server_env, const char *const *args)
 	size_t len = fread(r->err, 1, sizeof(r->err) - 1, f);
 	r->err[len] = '\0';
 	fclose(f);
+}
+
+static void
+run_trace_env(struct run *r, const char *server_env, const char *const *args)
+{
+	double t0 = now_s();
+
+	finish_trace(r, spawn_trace(server_env, args), t0);
 }
 
 static void
@@ -549,6 +565,52 @@ START_TEST(offline_runs_are_queued_then_sent)
 }
 END_TEST
 
+/* The server dies while a run it started goes on: the run's /end waits, then is sent as it is. */
+START_TEST(outcome_of_a_run_the_server_started_waits_for_it)
+{
+	struct srv s;
+	struct run r;
+	char qdir[600], *body;
+	const char *db = path_in("db");
+
+	srv_start(&s, db, 0);
+	unsigned port = s.port;
+	snprintf(qdir, sizeof(qdir), "%s/aviso/queue/127.0.0.1:%u", tmpdir, port);
+	/* hang is a hang after 2 s: a failure, reported at the end of the run. */
+	const char *args[] = {"--server", s.url, "--hang-timeout", "2", "--", prog("hang"), NULL};
+	double t0 = now_s();
+	pid_t pid = spawn_trace(NULL, args);
+	bool started = false;
+	for (int i = 0; i < 500 && !started; i++) {
+		ck_assert_int_eq(get(&s, "/api/stats", &body), 200);
+		started = strstr(body, "\"runs_started\":1,") != NULL;
+		free(body);
+		if (!started)
+			sleep_ms(10);
+	}
+	ck_assert_msg(started, "the run did not start within 5 s");
+	srv_stop(&s);
+	finish_trace(&r, pid, t0);
+	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 124, "status 0x%x:\n%s",
+		      r.status, r.err);
+	ck_assert_msg(strstr(r.err, "no answer from"), "%s", r.err);
+	ck_assert_int_eq(queued(qdir, NULL), 1);
+
+	/* The same server again: the next aviso-trace sends the /end first. */
+	srv_start(&s, db, port);
+	const char *ok[] = {"--server", s.url, "--", prog("lockstep"), NULL};
+	run_trace(&r, ok);
+	assert_exit0(&r);
+	ck_assert_msg(strstr(r.err, "sent 1 queued request "), "%s", r.err);
+	ck_assert_int_eq(queued(qdir, NULL), 0);
+	struct counts c = server_counts(&s, prog("hang"));
+	ck_assert_int_eq(c.runs_started, 1);
+	ck_assert_int_eq(c.runs_ended, 1);
+	ck_assert_int_eq(c.base_failures + c.cons_failures, 1);
+	srv_stop(&s);
+}
+END_TEST
+
 /*
  * A server that takes connections and never answers (a listening socket nobody accepts on):
  * each request costs the whole request timeout, so a series must not ask at every run.
@@ -621,6 +683,7 @@ client_suite(void)
 	tcase_add_test(tc, server_counts_match_the_runs);
 	tcase_add_test(tc, same_seed_same_choices_embedded_and_served);
 	tcase_add_test(tc, offline_runs_are_queued_then_sent);
+	tcase_add_test(tc, outcome_of_a_run_the_server_started_waits_for_it);
 	tcase_add_test(tc, a_silent_server_is_not_asked_every_run);
 	tcase_add_test(tc, malformed_urls_are_refused);
 	suite_add_tcase(s, tc);
