@@ -103,8 +103,9 @@ usage(int status)
 		   "      --runs-log FILE   one JSON line per run: what it loaded, how it ended\n"
 		   "      --seed S          the series' seed: every choice repeatable (default:\n"
 		   "                        random, printed in the summary)\n"
-		   "      --state-dir DIR   the store goes in DIR/model, the queue in DIR/queue (default\n"
-		   "                        $XDG_STATE_HOME/aviso, else ~/.local/state/aviso)\n"
+		   "      --state-dir DIR   the store goes in DIR/model, the queue in DIR/queue\n"
+		   "                        (default $XDG_STATE_HOME/aviso, else\n"
+		   "                        ~/.local/state/aviso)\n"
 		   "      --no-avoid        report outcomes, never load constraints\n"
 		   "      --no-model        no model at all: a pure trace\n"
 		   "  -h, --help            this text\n",
