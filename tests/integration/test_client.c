@@ -546,10 +546,20 @@ START_TEST(offline_runs_are_queued_then_sent)
 	/* 2 more, and 3 for the success: /start, /correct, /end. */
 	ck_assert_int_eq(queued(qdir, NULL), 11);
 
+	/* A request the server will refuse (a run it never started), first in line: dropped, and
+	 * the others still go. */
+	char bogus[700];
+	snprintf(bogus, sizeof(bogus), "%s/00000000000000000001-1-0.end.json", qdir);
+	FILE *f = fopen(bogus, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("{\"run\":\"9-9\",\"outcome\":\"success\"}", f);
+	fclose(f);
+
 	/* The server is back: the queue goes first, then the run. */
 	srv_start(&s, path_in("db"), port);
 	run_trace(&r, ok);
 	assert_exit0(&r);
+	ck_assert_msg(strstr(r.err, "queued /end dropped: the server answered 404"), "%s", r.err);
 	ck_assert_msg(strstr(r.err, "sent 11 queued requests"), "%s", r.err);
 	ck_assert_int_eq(queued(qdir, &other), 0);
 	ck_assert_int_eq(other, 0); /* no run-id map left either */
