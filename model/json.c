@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -232,7 +233,7 @@ model_json_parse_start(const char *body, size_t len, struct model_json_doc **ret
 		       struct model_start_request *ret_req, const char **ret_error)
 {
 	struct model_json_doc *doc;
-	json_object *prog, *id, *path, *host, *pid;
+	json_object *prog, *id, *path, *host, *pid, *seed, *offline;
 	int r = parse_doc(body, len, &doc, ret_error);
 
 	if (r < 0)
@@ -261,6 +262,17 @@ model_json_parse_start(const char *body, size_t len, struct model_json_doc **ret
 	}
 	ret_req->host = host ? json_object_get_string(host) : NULL;
 	ret_req->pid = pid ? json_object_get_int64(pid) : 0;
+	if (field(doc->root, "seed", json_type_int, &seed) < 0 ||
+	    (seed && field_u64(doc->root, "seed", true, &ret_req->seed) < 0)) {
+		*ret_error = "\"seed\" must be an integer from 0 to 18446744073709551615";
+		goto leave;
+	}
+	ret_req->have_seed = seed != NULL;
+	if (field(doc->root, "offline_run", json_type_string, &offline) < 0) {
+		*ret_error = "\"offline_run\" must be a string";
+		goto leave;
+	}
+	ret_req->offline_run = offline ? json_object_get_string(offline) : NULL;
 	r = 0;
 leave:
 	return finish(doc, r, ret_doc);
@@ -663,5 +675,303 @@ leave:
 		return r;
 	}
 	*ret_plan = p;
+	return 0;
+}
+
+/* ---- the client side: request bodies, /api/stats ---- */
+
+int
+model_json_format_start(const struct model_start_request *req, char **ret_json)
+{
+	json_object *o = json_object_new_object(), *prog = json_object_new_object();
+	bool ok = o && prog && add(prog, "id", json_object_new_string(req->prog.id)) &&
+		  add(prog, "path", json_object_new_string(req->prog.path));
+
+	if (!ok) {
+		json_object_put(prog);
+		json_object_put(o);
+		return -ENOMEM;
+	}
+	json_object_object_add(o, "program", prog);
+	ok = (!req->pid || add(o, "pid", json_object_new_int64(req->pid))) &&
+	     (!req->host || add(o, "host", json_object_new_string(req->host))) &&
+	     (!req->have_seed || add(o, "seed", json_object_new_uint64(req->seed))) &&
+	     (!req->offline_run ||
+	      add(o, "offline_run", json_object_new_string(req->offline_run)));
+	if (!ok) {
+		json_object_put(o);
+		return -ENOMEM;
+	}
+	return emit(o, ret_json);
+}
+
+int
+model_json_format_rpb(const struct model_event *ev, size_t n, char **ret_json)
+{
+	size_t cap = 3, len = 0;
+	char *out;
+
+	for (size_t i = 0; i < n; i++)
+		cap += model_event_format_json(&ev[i], NULL, 0) + 1;
+	out = malloc(cap);
+	if (!out)
+		return -ENOMEM;
+	out[len++] = '[';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			out[len++] = ',';
+		len += model_event_format_json(&ev[i], out + len, cap - len);
+	}
+	out[len++] = ']';
+	out[len] = '\0';
+	*ret_json = out;
+	return 0;
+}
+
+int
+model_json_format_report(const struct model_report *rep, enum model_json_report kind,
+			 char **ret_json)
+{
+	json_object *o = json_object_new_object(), *arr = NULL;
+	bool ok = o && add(o, "run", json_object_new_string(rep->run));
+	char *head = NULL, *rpb = NULL, *out = NULL;
+	int r;
+
+	if (ok && kind == MODEL_JSON_END) {
+		ok = add(o, "outcome", json_object_new_string(rep->failed ? "failure" : "success"));
+		if (ok && rep->have_constraints) {
+			ok = (arr = json_object_new_array()) != NULL;
+			for (size_t i = 0; ok && i < rep->n_constraints; i++)
+				ok = push(arr, json_object_new_string(rep->constraints[i]));
+			ok = ok ? add(o, "constraints", arr) : (json_object_put(arr), false);
+		}
+	}
+	if (!ok) {
+		json_object_put(o);
+		return -ENOMEM;
+	}
+	if ((r = emit(o, &head)) < 0)
+		return r;
+	bool with_rpb = kind == MODEL_JSON_CORRECT || (kind == MODEL_JSON_END && rep->failed &&
+							rep->n_rpb > 0);
+	if (!with_rpb) {
+		*ret_json = head;
+		return 0;
+	}
+	/*
+	 * The events are written by model_event_format_json(), the one writer of their form (the
+	 * tracer's -o lines and reports use it too), and spliced in before the object's '}'.
+	 */
+	r = model_json_format_rpb(rep->rpb, rep->n_rpb, &rpb);
+	size_t hl = strlen(head);
+	if (r == 0 && asprintf(&out, "%.*s,\"rpb\":%s}", (int)(hl - 1), head, rpb) < 0)
+		r = -ENOMEM;
+	free(head);
+	free(rpb);
+	if (r == 0)
+		*ret_json = out;
+	return r;
+}
+
+/* A number field as a double (JSON writes 0.0 and 1 alike); 0 when absent. */
+static int
+field_double(json_object *o, const char *name, double *ret)
+{
+	json_object *v = NULL;
+
+	*ret = 0;
+	if (!json_object_object_get_ex(o, name, &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int))
+		return -EINVAL;
+	*ret = json_object_get_double(v);
+	return 0;
+}
+
+/* A boolean field; false when absent. */
+static int
+field_bool(json_object *o, const char *name, bool *ret)
+{
+	json_object *v;
+
+	if (field(o, name, json_type_boolean, &v) < 0)
+		return -EINVAL;
+	*ret = v && json_object_get_boolean(v);
+	return 0;
+}
+
+/* String field @name (optional: "" when absent) into a malloc'd *ret. */
+static int
+dup_opt(json_object *o, const char *name, char **ret)
+{
+	json_object *v;
+
+	if (field(o, name, json_type_string, &v) < 0)
+		return -EINVAL;
+	*ret = strdup(v ? json_object_get_string(v) : "");
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int
+parse_constraint_stats(json_object *o, struct model_constraint_stats *c)
+{
+	char *b = NULL, *a = NULL, *bw = NULL, *aw = NULL;
+	json_object *v;
+	int r;
+
+	if (!json_object_is_type(o, json_type_object))
+		return -EINVAL;
+	r = dup_opt(o, "b", &b);
+	if (r == 0)
+		r = dup_opt(o, "a", &a);
+	if (r == 0)
+		r = dup_opt(o, "b_where", &bw);
+	if (r == 0)
+		r = dup_opt(o, "a_where", &aw);
+	/* Owned by the stats from here on, so model_stats_free() frees them whatever follows. */
+	c->b = b;
+	c->a = a;
+	c->b_where = bw;
+	c->a_where = aw;
+	if (r < 0)
+		return r;
+	if (field(o, "id", json_type_string, &v) < 0 || !v ||
+	    strlen(json_object_get_string(v)) >= sizeof(c->id))
+		return -EINVAL;
+	strcpy(c->id, json_object_get_string(v));
+	if (field_u64(o, "f_ab", false, &c->f_ab) < 0 || field_u64(o, "f_ba", false, &c->f_ba) < 0 ||
+	    field_u64(o, "failing_with", false, &c->failing_with) < 0 ||
+	    field_u64(o, "runs", false, &c->runs) < 0 ||
+	    field_u64(o, "failures", false, &c->failures) < 0 ||
+	    field_double(o, "oi", &c->oi) < 0 || field_double(o, "ci", &c->ci) < 0 ||
+	    field_double(o, "fc", &c->fc) < 0 || field_double(o, "rank", &c->rank) < 0 ||
+	    field_double(o, "weight", &c->weight) < 0 || field_double(o, "rate", &c->rate) < 0 ||
+	    field_double(o, "chi2", &c->chi2) < 0 || field_bool(o, "contender", &c->effective) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+static int
+parse_class_stats(json_object *o, struct model_class_stats *cs)
+{
+	json_object *arr;
+	uint64_t id, sites;
+
+	if (!json_object_is_type(o, json_type_object) || field_u64(o, "id", true, &id) < 0 ||
+	    id > UINT32_MAX || field_u64(o, "failures", false, &cs->failures) < 0 ||
+	    field_u64(o, "sites", false, &sites) < 0 ||
+	    field(o, "constraints", json_type_array, &arr) < 0)
+		return -EINVAL;
+	cs->id = (uint32_t)id;
+	cs->n_sites = (size_t)sites;
+	size_t n = arr ? json_object_array_length(arr) : 0;
+	cs->c = calloc(n ? n : 1, sizeof(*cs->c));
+	if (!cs->c)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		cs->n = i + 1; /* so model_stats_free() frees a half-parsed entry */
+		int r = parse_constraint_stats(json_object_array_get_idx(arr, i), &cs->c[i]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* {"runs": N, "failures": N, ...} under @name. */
+static int
+parse_group(json_object *o, const char *name, uint64_t *ret_runs, uint64_t *ret_failures,
+	    json_object **ret_group)
+{
+	json_object *g;
+
+	if (field(o, name, json_type_object, &g) < 0 || !g ||
+	    field_u64(g, "runs", true, ret_runs) < 0 ||
+	    field_u64(g, "failures", true, ret_failures) < 0)
+		return -EINVAL;
+	*ret_group = g;
+	return 0;
+}
+
+static int
+parse_program_stats(json_object *o, struct model_program_stats *ps)
+{
+	json_object *base, *cons, *arr;
+	uint64_t n_constraints, n_contenders;
+	int r;
+
+	if (!json_object_is_type(o, json_type_object))
+		return -EINVAL;
+	if ((r = dup_opt(o, "id", &ps->id)) < 0 || (r = dup_opt(o, "path", &ps->path)) < 0)
+		return r;
+	if (field_u64(o, "runs_started", true, &ps->runs_started) < 0 ||
+	    field_u64(o, "runs_ended", true, &ps->runs_ended) < 0 ||
+	    field_u64(o, "open_runs", false, &ps->open_runs) < 0 ||
+	    field_u64(o, "ticks", false, &ps->ticks) < 0 ||
+	    field_u64(o, "correct_samples", false, &ps->correct_samples) < 0 ||
+	    field_u64(o, "constraints", false, &n_constraints) < 0 ||
+	    field_u64(o, "contenders", false, &n_contenders) < 0 ||
+	    parse_group(o, "baseline", &ps->baseline_runs, &ps->baseline_failures, &base) < 0 ||
+	    field_double(base, "rate", &ps->baseline_rate) < 0 ||
+	    field_bool(base, "known", &ps->baseline_known) < 0 ||
+	    parse_group(o, "constrained", &ps->constrained_runs, &ps->constrained_failures,
+			&cons) < 0 ||
+	    field(o, "classes", json_type_array, &arr) < 0)
+		return -EINVAL;
+	ps->n_constraints = (size_t)n_constraints;
+	ps->n_contenders = (size_t)n_contenders;
+	size_t n = arr ? json_object_array_length(arr) : 0;
+	ps->classes = calloc(n ? n : 1, sizeof(*ps->classes));
+	if (!ps->classes)
+		return -ENOMEM;
+	for (size_t k = 0; k < n; k++) {
+		ps->n_classes = k + 1;
+		if ((r = parse_class_stats(json_object_array_get_idx(arr, k), &ps->classes[k])) < 0)
+			return r;
+	}
+	return 0;
+}
+
+int
+model_json_parse_stats(const char *body, size_t len, struct model_stats **ret_stats,
+		       const char **ret_error)
+{
+	struct model_json_doc *doc;
+	struct model_stats *st;
+	json_object *v, *arr;
+	int r = parse_doc(body, len, &doc, ret_error);
+
+	if (r < 0)
+		return r;
+	st = calloc(1, sizeof(*st));
+	if (!st) {
+		model_json_doc_free(doc);
+		return -ENOMEM;
+	}
+	r = -EINVAL;
+	*ret_error = "not an /api/stats answer";
+	if (!json_object_is_type(doc->root, json_type_object) ||
+	    field(doc->root, "selector", json_type_string, &v) < 0 ||
+	    (v && model_selector_parse(json_object_get_string(v), &st->selector) < 0) ||
+	    field(doc->root, "programs", json_type_array, &arr) < 0 || !arr)
+		goto leave;
+	size_t n = json_object_array_length(arr);
+	st->programs = calloc(n ? n : 1, sizeof(*st->programs));
+	if (!st->programs) {
+		r = -ENOMEM;
+		goto leave;
+	}
+	for (size_t p = 0; p < n; p++) {
+		st->n = p + 1;
+		if ((r = parse_program_stats(json_object_array_get_idx(arr, p), &st->programs[p])) < 0)
+			goto leave;
+	}
+	r = 0;
+leave:
+	model_json_doc_free(doc);
+	if (r < 0) {
+		model_stats_free(st);
+		return r;
+	}
+	*ret_stats = st;
 	return 0;
 }

@@ -214,9 +214,18 @@ struct model_start_request {
 	struct model_program prog;
 	int64_t pid;	  /* 0 when absent */
 	const char *host; /* NULL when absent */
+	/* "seed": the run's choice uses it (model_run_start()'s @seed), so a client can replay a
+	 * choice, or make the one an embedded model would make. Absent: the server draws one. */
+	bool have_seed;
+	uint64_t seed;
+	/* "offline_run": the client's own id of a run it made while the server was unreachable,
+	 * sent when it replays that run (informational); NULL when absent. */
+	const char *offline_run;
 };
 int model_json_parse_start(const char *body, size_t len, struct model_json_doc **ret_doc,
 			   struct model_start_request *ret_req, const char **ret_error);
+/* Formats a /start body (the client side); *ret_json is malloc'd. */
+int model_json_format_start(const struct model_start_request *req, char **ret_json);
 
 /* Which body model_json_parse_report() reads, and so which fields it requires. */
 enum model_json_report {
@@ -230,6 +239,17 @@ int model_json_parse_report(const char *body, size_t len, enum model_json_report
 			    struct model_json_doc **ret_doc, struct model_report *ret_report,
 			    const char **ret_error);
 
+/*
+ * Formats a /end, /correct or /tick body (the client side) from @rep: /end writes "outcome",
+ * "constraints" (when rep->have_constraints) and, for a failure, "rpb"; /correct its "rpb";
+ * /tick only "run". *ret_json is malloc'd.
+ */
+int model_json_format_report(const struct model_report *rep, enum model_json_report kind,
+			     char **ret_json);
+
+/* Formats @n events as a JSON array (model_event_format_json() each); *ret_json is malloc'd. */
+int model_json_format_rpb(const struct model_event *ev, size_t n, char **ret_json);
+
 /* Parses an RPB (a JSON array of events); events' strings live in *ret_doc. */
 int model_json_parse_rpb(const char *body, size_t len, struct model_json_doc **ret_doc,
 			 struct model_event **ret_events, size_t *ret_n, const char **ret_error);
@@ -240,6 +260,14 @@ int model_json_parse_rpb(const char *body, size_t len, struct model_json_doc **r
  */
 int model_json_parse_plan(const char *body, size_t len, struct model_plan **ret_plan,
 			  const char **ret_error);
+
+/*
+ * Parses an /api/stats answer (the client side: aviso-trace's summary) into *ret_stats, freed by
+ * model_stats_free(). Reads the programs' counts, their classes and their constraints (every
+ * field /api/stats writes for them); not the charts (their curves are left empty).
+ */
+int model_json_parse_stats(const char *body, size_t len, struct model_stats **ret_stats,
+			   const char **ret_error);
 
 /* Formats a plan as the /start answer; *ret_json is malloc'd. */
 int model_json_format_plan(const struct model_plan *plan, char **ret_json);

@@ -129,7 +129,7 @@ do_start(struct server *s, const struct http_request *req, struct http_response 
 		answer_model_error(res, r);
 		return;
 	}
-	r = model_run_start(s->model, &sr.prog, NULL, &plan);
+	r = model_run_start(s->model, &sr.prog, sr.have_seed ? &sr.seed : NULL, &plan);
 	model_json_doc_free(doc);
 	if (r < 0) {
 		answer_model_error(res, r);

@@ -44,6 +44,17 @@ struct backend {
 int backend_open_embedded(const char *store, const struct model_options *opts,
 			  struct backend **ret_backend);
 
+/*
+ * An aviso-server at @url ("http://HOST[:PORT][/PATH]"; backend_server_url_check()), with the
+ * requests it could not take kept under @queue_root (a directory per server; NULL: not kept).
+ * Never fails for a server that does not answer: runs are then baseline runs (client.c).
+ * -EINVAL for a malformed @url, -ENOMEM.
+ */
+int backend_open_server(const char *url, const char *queue_root, struct backend **ret_backend);
+
+/* 0 when @url is one backend_open_server() takes; -EINVAL with *ret_why (a static phrase). */
+int backend_server_url_check(const char *url, const char **ret_why);
+
 static inline void
 backend_close(struct backend *b)
 {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "breakpoints/breakpoints.h"
+#include "tracer/backend.h"
 #include "tracer/tracer.h"
 
 #define EXIT_USAGE 2
@@ -44,6 +45,7 @@ enum {
 	OPT_RUNS_LOG,
 	OPT_CONSTRAINTS,
 	OPT_DELAY_US,
+	OPT_SERVER,
 };
 
 static struct tracer *the_tracer;
@@ -99,14 +101,20 @@ usage(int status)
 		   "                        0: only at the end of the delay)\n"
 		   "\n"
 		   "Avoidance (not with -p): each run asks the model which constraints to load,\n"
-		   "and reports its outcome. The model is embedded, in a store under the state\n"
-		   "directory (aviso-server --db DIR/model shows its statistics).\n"
+		   "and reports its outcome. The model is an aviso-server with --server, else\n"
+		   "embedded, in a store under the state directory (aviso-server --db DIR/model\n"
+		   "shows its statistics).\n"
+		   "      --server URL      the model of the aviso-server at URL (http://HOST:PORT;\n"
+		   "                        default $AVISO_SERVER). A server that does not answer\n"
+		   "                        makes baseline runs, whose outcomes wait in\n"
+		   "                        DIR/queue (below) until it answers\n"
 		   "      --runs N          run the program N times in a row, with a summary\n"
 		   "      --runs-log FILE   one JSON line per run: what it loaded, how it ended\n"
 		   "      --seed S          the series' seed: every choice repeatable (default:\n"
 		   "                        random, printed in the summary)\n"
-		   "      --state-dir DIR   the store goes in DIR/model (default\n"
-		   "                        $XDG_STATE_HOME/aviso, else ~/.local/state/aviso)\n"
+		   "      --state-dir DIR   the store goes in DIR/model, the queue in DIR/queue\n"
+		   "                        (default $XDG_STATE_HOME/aviso, else\n"
+		   "                        ~/.local/state/aviso)\n"
 		   "      --no-avoid        report outcomes, never load constraints\n"
 		   "      --no-model        no model at all: a pure trace\n"
 		   "      --samples N       correct-run samples per run (default 1): the events\n"
@@ -362,6 +370,7 @@ main(int argc, char **argv)
 		{"sample-hold", required_argument, NULL, OPT_SAMPLE_HOLD},
 		{"tick-every", required_argument, NULL, OPT_TICK_EVERY},
 		{"tick-at", required_argument, NULL, OPT_TICK_AT},
+		{"server", required_argument, NULL, OPT_SERVER},
 		{NULL, 0, NULL, 0},
 	};
 	struct tracer_options opt = {
@@ -371,7 +380,7 @@ main(int argc, char **argv)
 	};
 	struct tracer_runs_options ro = {.runs = 1};
 	bool no_model = false;
-	const char *runs_log = NULL;
+	const char *runs_log = NULL, *server = NULL, *why;
 	const char *output = NULL, *points_path = NULL, *constraints = NULL;
 	unsigned delay_us = 0;
 	char path[PATH_MAX];
@@ -467,6 +476,11 @@ main(int argc, char **argv)
 		case OPT_DELAY_US:
 			delay_us = number(optarg, "--delay-us", 1, 60000000);
 			break;
+		case OPT_SERVER:
+			server = optarg;
+			if (backend_server_url_check(server, &why) < 0)
+				die(EXIT_USAGE, "--server '%s': %s", server, why);
+			break;
 		case 'h':
 			usage(0);
 		case ':':
@@ -516,6 +530,10 @@ main(int argc, char **argv)
 	opt.brief_reports = ro.runs > 1;
 	/* Explicit constraints replace the model. */
 	ro.no_model = no_model || constraints != NULL;
+	if (!server && !ro.no_model && (server = getenv("AVISO_SERVER")) && *server &&
+	    backend_server_url_check(server, &why) < 0)
+		die(EXIT_USAGE, "AVISO_SERVER '%s': %s", server, why);
+	ro.server = server && *server ? server : NULL;
 	if (runs_log) {
 		ro.runs_log = fopen(runs_log, "we");
 		if (!ro.runs_log)

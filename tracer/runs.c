@@ -9,6 +9,9 @@
  * Seeds: a series has one seed (--seed, else drawn from getrandom), and run i's seed is a
  * fixed function of it, handed to the backend with the start; so the same seed on the same
  * model state makes the same choices, embedded or through a server.
+ *
+ * A server that does not answer never stops the program: the run is a baseline run, and its
+ * outcome waits in the state directory's queue/ until the server takes it (client.c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -314,7 +317,16 @@ tracer_runs(const struct tracer_options *opt, const struct tracer_runs_options *
 	mo.seed = seed;
 	if (ro->delay_us)
 		mo.delay_us = ro->delay_us;
-	if (!ro->no_model) {
+	if (!ro->no_model && ro->server) {
+		/* Outcomes the server cannot take wait under the state directory; without one, they
+		 * are not kept, and the server still gets what it can be sent at once. */
+		r = state_dir(ro->state_dir, "queue", store, sizeof(store));
+		if (r < 0)
+			log_msg("no queue (%s): %s", store, strerror(-r));
+		r = backend_open_server(ro->server, r == 0 ? store : NULL, &be);
+		if (r < 0)
+			log_msg("no model (server %s): %s", ro->server, strerror(-r));
+	} else if (!ro->no_model) {
 		r = state_dir(ro->state_dir, "model", store, sizeof(store));
 		if (r == 0)
 			r = backend_open_embedded(store, &mo, &be);

@@ -120,6 +120,7 @@ int tracer_load_constraint_set(struct tracer *t, const struct fsm_constraint *c,
 struct tracer_runs_options {
 	unsigned runs;		/* >= 1: the program is run that many times in a row */
 	const char *state_dir;	/* --state-dir: the model's store goes in DIR/model (NULL: default) */
+	const char *server;	/* --server URL: an aviso-server (checked), else the model embedded */
 	bool no_avoid;		/* --no-avoid: outcomes are reported, constraints never loaded */
 	bool no_model;		/* no model at all (constraints come from a file, or none) */
 	const char *constraints; /* --constraints FILE, loaded into every run */
@@ -130,8 +131,8 @@ struct tracer_runs_options {
 };
 
 /*
- * Runs @path with @argv under the tracer ro->runs times: each run asks the model (embedded)
- * which constraints to load, and reports its outcome. *ret_status gets the last run's wait
+ * Runs @path with @argv under the tracer ro->runs times: each run asks the model (embedded, or
+ * an aviso-server) which constraints to load, and reports its outcome. *ret_status gets the last run's wait
  * status. Returns 0, or a launch error as tracer_launch() does.
  */
 int tracer_runs(const struct tracer_options *opt, const struct tracer_runs_options *ro,

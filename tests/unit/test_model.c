@@ -899,6 +899,158 @@ START_TEST(json_plan_round_trip)
 }
 END_TEST
 
+/* The client's /start body: seed (full u64 range) and offline_run read back; bad seeds refused. */
+START_TEST(json_start_request_round_trip)
+{
+	struct model_start_request req = {.prog = {.id = "b1d", .path = "/bin/p\"q"},
+					  .pid = 42,
+					  .host = "h",
+					  .have_seed = true,
+					  .seed = UINT64_MAX,
+					  .offline_run = "offline-1-2-3"},
+				   got;
+	struct model_json_doc *doc;
+	const char *err;
+	char *json;
+
+	ck_assert_int_eq(model_json_format_start(&req, &json), 0);
+	ck_assert_int_eq(model_json_parse_start(json, strlen(json), &doc, &got, &err), 0);
+	ck_assert_str_eq(got.prog.id, "b1d");
+	ck_assert_str_eq(got.prog.path, "/bin/p\"q");
+	ck_assert_int_eq(got.pid, 42);
+	ck_assert_str_eq(got.host, "h");
+	ck_assert(got.have_seed);
+	ck_assert_uint_eq(got.seed, UINT64_MAX);
+	ck_assert_str_eq(got.offline_run, "offline-1-2-3");
+	model_json_doc_free(doc);
+	free(json);
+
+	req = (struct model_start_request){.prog = {.id = "", .path = "/p"}, .seed = 7};
+	ck_assert_int_eq(model_json_format_start(&req, &json), 0);
+	ck_assert_str_eq(json, "{\"program\":{\"id\":\"\",\"path\":\"/p\"}}");
+	ck_assert_int_eq(model_json_parse_start(json, strlen(json), &doc, &got, &err), 0);
+	ck_assert(!got.have_seed);
+	ck_assert_ptr_null(got.offline_run);
+	model_json_doc_free(doc);
+	free(json);
+
+	static const char *const bad[] = {
+	    "{\"program\":{\"id\":\"x\"},\"seed\":-1}",
+	    "{\"program\":{\"id\":\"x\"},\"seed\":1.5}",
+	    "{\"program\":{\"id\":\"x\"},\"seed\":\"5\"}",
+	    "{\"program\":{\"id\":\"x\"},\"seed\":true}",
+	    "{\"program\":{\"id\":\"x\"},\"offline_run\":1}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err = NULL;
+		ck_assert_int_eq(model_json_parse_start(bad[i], strlen(bad[i]), &doc, &got, &err),
+				 -EINVAL);
+		ck_assert_ptr_nonnull(err);
+	}
+	const char *zero = "{\"program\":{\"id\":\"x\"},\"seed\":0}";
+	ck_assert_int_eq(model_json_parse_start(zero, strlen(zero), &doc, &got, &err), 0);
+	ck_assert(got.have_seed);
+	ck_assert_uint_eq(got.seed, 0);
+	model_json_doc_free(doc);
+}
+END_TEST
+
+/* The client's /end, /correct and /tick bodies parse back to what was formatted. */
+START_TEST(json_report_bodies_round_trip)
+{
+	struct model_event e[] = {ev(1, 1, "s\"1"), ev(2, 2, "s2")};
+	const char *cids[] = {"4", "9"};
+	struct model_report rep = {.run = "1-2",
+				   .failed = true,
+				   .have_constraints = true,
+				   .constraints = cids,
+				   .n_constraints = 2,
+				   .rpb = e,
+				   .n_rpb = 2},
+			    got;
+	struct model_json_doc *doc;
+	const char *err;
+	char *json;
+
+	e[0].where = "a.c:1 f";
+	e[0].kind = MODEL_EV_MUTEX_LOCK;
+	e[0].object = 0x1234;
+	e[1].kind = MODEL_EV_POINT;
+	ck_assert_int_eq(model_json_format_report(&rep, MODEL_JSON_END, &json), 0);
+	ck_assert_int_eq(
+	    model_json_parse_report(json, strlen(json), MODEL_JSON_END, &doc, &got, &err), 0);
+	ck_assert_str_eq(got.run, "1-2");
+	ck_assert(got.failed && got.have_constraints);
+	ck_assert_uint_eq(got.n_constraints, 2);
+	ck_assert_str_eq(got.constraints[1], "9");
+	ck_assert_uint_eq(got.n_rpb, 2);
+	ck_assert_str_eq(got.rpb[0].site, "s\"1");
+	ck_assert_str_eq(got.rpb[0].where, "a.c:1 f");
+	ck_assert_int_eq(got.rpb[0].kind, MODEL_EV_MUTEX_LOCK);
+	ck_assert_uint_eq(got.rpb[0].object, 0x1234);
+	ck_assert_uint_eq(got.rpb[1].seq, 2);
+	ck_assert_uint_eq(got.rpb[1].thread, 2);
+	model_json_doc_free(doc);
+	free(json);
+
+	/* A success carries no RPB; a baseline run says so with an empty list. */
+	rep.failed = false;
+	rep.n_constraints = 0;
+	ck_assert_int_eq(model_json_format_report(&rep, MODEL_JSON_END, &json), 0);
+	ck_assert_str_eq(json, "{\"run\":\"1-2\",\"outcome\":\"success\",\"constraints\":[]}");
+	free(json);
+	ck_assert_int_eq(model_json_format_report(&rep, MODEL_JSON_CORRECT, &json), 0);
+	ck_assert_int_eq(
+	    model_json_parse_report(json, strlen(json), MODEL_JSON_CORRECT, &doc, &got, &err), 0);
+	ck_assert_uint_eq(got.n_rpb, 2);
+	model_json_doc_free(doc);
+	free(json);
+	ck_assert_int_eq(model_json_format_report(&rep, MODEL_JSON_TICK, &json), 0);
+	ck_assert_str_eq(json, "{\"run\":\"1-2\"}");
+	free(json);
+}
+END_TEST
+
+/* /api/stats parsed by the client formats back to the same text (charts aside: not parsed). */
+START_TEST(json_stats_round_trip)
+{
+	struct model *m = open_model(10);
+	const char *s1[] = {"a", "b", "c"}, *s2[] = {"x", "y", "z", "w"};
+	struct model_event ok[] = {ev(1, 1, "b"), ev(2, 2, "a")};
+	struct model_stats *st, *back;
+	const char *err;
+	char *text, *again;
+
+	fail_with_sites(m, s1, 3);
+	fail_with_sites(m, s2, 4);
+	for (int i = 0; i < 6; i++)
+		report(m, i % 3 == 0, ok, 2);
+	ck_assert_int_eq(model_stats_get(m, NULL, &st), 0);
+	ck_assert_uint_ge(st->n, 1);
+	ck_assert_uint_ge(st->programs[0].n_classes, 2);
+	for (size_t p = 0; p < st->n; p++)
+		st->programs[p].baseline_curve.n = st->programs[p].constrained_curve.n = 0;
+	ck_assert_int_eq(model_json_format_stats(st, &text), 0);
+	ck_assert_int_eq(model_json_parse_stats(text, strlen(text), &back, &err), 0);
+	ck_assert_int_eq(model_json_format_stats(back, &again), 0);
+	ck_assert_str_eq(again, text);
+	ck_assert_uint_eq(back->programs[0].runs_ended, st->programs[0].runs_ended);
+	ck_assert_uint_eq(back->programs[0].n_constraints, st->programs[0].n_constraints);
+	ck_assert_str_eq(back->programs[0].classes[0].c[0].b, st->programs[0].classes[0].c[0].b);
+	model_stats_free(back);
+	free(again);
+	free(text);
+	model_stats_free(st);
+
+	static const char *const bad[] = {"[]", "{\"programs\":[{\"id\":1}]}",
+					  "{\"programs\":[{\"runs_started\":1}]}", "{}"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_int_eq(model_json_parse_stats(bad[i], strlen(bad[i]), &back, &err),
+				 -EINVAL);
+	model_close(m);
+}
+END_TEST
+
 static Suite *
 model_suite(void)
 {
@@ -934,11 +1086,14 @@ model_suite(void)
 	tcase_add_test(tc, persists_across_reopen);
 	tcase_add_test(tc, map_grows_when_full);
 	tcase_add_test(tc, several_processes_share_a_store);
+	tcase_add_test(tc, json_stats_round_trip);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("json");
 	tcase_add_test(tc, json_reports_strict_types);
 	tcase_add_test(tc, json_plan_round_trip);
+	tcase_add_test(tc, json_start_request_round_trip);
+	tcase_add_test(tc, json_report_bodies_round_trip);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -286,6 +286,39 @@ START_TEST(endpoints_flow)
 }
 END_TEST
 
+/* "seed" in /start: the run's choice uses it (it comes back in the answer); a bad one is a 400. */
+START_TEST(start_takes_a_seed)
+{
+	struct srv s;
+	char *out;
+
+	srv_start(&s, db_path("db"), NULL);
+	ck_assert_int_eq(req(&s, "POST", "/start", NULL,
+			     "{\"program\":{\"id\":\"b1d\"},\"seed\":18446744073709551615}", &out),
+			 200);
+	ck_assert_ptr_nonnull(strstr(out, "\"seed\":18446744073709551615"));
+	free(out);
+	ck_assert_int_eq(
+	    req(&s, "POST", "/start", NULL, "{\"program\":{\"id\":\"b1d\"},\"seed\":7}", &out),
+	    200);
+	ck_assert_ptr_nonnull(strstr(out, "\"seed\":7,"));
+	free(out);
+	static const char *const bad[] = {"-1", "\"7\"", "1.5", "[7]"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char body[128];
+		snprintf(body, sizeof(body), "{\"program\":{\"id\":\"b1d\"},\"seed\":%s}", bad[i]);
+		ck_assert_int_eq(req(&s, "POST", "/start", NULL, body, &out), 400);
+		ck_assert_msg(strstr(out, "{\"error\":\"\\\"seed\\\" must be"), "%s: %s", bad[i], out);
+		free(out);
+	}
+	/* Only the two good starts were counted. */
+	out = get_stats(&s);
+	ck_assert_ptr_nonnull(strstr(out, "\"runs_started\":2,"));
+	free(out);
+	srv_stop_clean(&s);
+}
+END_TEST
+
 START_TEST(bad_input_leaves_store_unchanged)
 {
 	static const char *const extra[] = {"--max-body", "4096", NULL};
@@ -574,6 +607,7 @@ main(void)
 	tc = tcase_create("http");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, endpoints_flow);
+	tcase_add_test(tc, start_takes_a_seed);
 	tcase_add_test(tc, bad_input_leaves_store_unchanged);
 	tcase_add_test(tc, token_required);
 	tcase_add_test(tc, persists_across_restarts_and_kill9);
