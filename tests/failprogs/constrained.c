@@ -1,8 +1,8 @@
 /*
  * For the delay tests: two threads leave a barrier together; "first" locks and unlocks m1 (the
- * line marked B), "second" sleeps 2 ms and locks m2 (the line marked A). Each notes the time
- * right after its lock; the program prints "B-ns A-ns" (CLOCK_MONOTONIC). Untraced, A comes about
- * 2 ms after B. With the argument "join", first joins second right after B: an activator that
+ * line marked B), "second" waits until B's lock has returned, sleeps 2 ms and locks m2 (the line
+ * marked A). Each notes the time right after its lock; the program prints "B-ns A-ns"
+ * (CLOCK_MONOTONIC). Untraced, A comes about 2 ms after B. With the argument "join", first joins second right after B: an activator that
  * waits for the thread its constraint would delay. With "busy", first locks and unlocks m1 once
  * more right after B (two more events) before it sleeps.
  *
@@ -19,6 +19,7 @@
 static pthread_mutex_t m1 = PTHREAD_MUTEX_INITIALIZER, m2 = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t m3 = PTHREAD_MUTEX_INITIALIZER;
 static int held;
+static volatile int b_done; /* B has run: A waits for it, so that A follows B even under load */
 static pthread_barrier_t go;
 static long long t_b, t_a;
 
@@ -41,6 +42,8 @@ second(void *arg)
 		pthread_mutex_unlock(&m3);
 		return arg;
 	}
+	while (!b_done)
+		usleep(100);
 	usleep(2000);
 	pthread_mutex_lock(&m2); /* A */
 	t_a = now();
@@ -72,6 +75,7 @@ main(int argc, char **argv)
 	pthread_barrier_wait(&go);
 	pthread_mutex_lock(&m1); /* B */
 	t_b = now();
+	b_done = 1;
 	pthread_mutex_unlock(&m1);
 	if (busy) {
 		pthread_mutex_lock(&m1);
