@@ -341,7 +341,7 @@ def series_meta(outdir, samples):
                 m = re.match(r"# seed (\d+)", line)
                 if m:
                     seed = m.group(1)
-                m = re.match(r"# commit (\S+)", line)
+                m = re.match(r"# commit ([0-9a-f?]+)", line)
                 if m:
                     commit = m.group(1)
     for s in samples:
