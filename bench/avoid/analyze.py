@@ -89,6 +89,9 @@ def analyze(base, avoid, tail=TAIL):
             a["contender_run"] = r.get("n")
             a["failures_before_contender"] = k
             break
+    # A contender can be lost again (its chi-square falls back under 3.84): how long it lasted.
+    a["final_contenders"] = (avoid[-1].get("contenders") or 0) if avoid else 0
+    a["runs_with_contender"] = sum((r.get("contenders") or 0) > 0 for r in avoid)
     t = avoid[-tail:] if avoid else []
     a["tail_runs"] = len(t)
     a["tail_failures"] = sum(bool(r.get("failed")) for r in t)
@@ -178,7 +181,8 @@ def detail(s, a, top=5):
            f"{a['constrained_failures']} failed ({pct(ratio(a['constrained_failures'], a['constrained_runs']))}); "
            f"{a['avoid_baseline_runs']} baseline runs, {a['avoid_baseline_failures']} failed "
            f"({pct(ratio(a['avoid_baseline_failures'], a['avoid_baseline_runs']))}); "
-           f"{len(a['constraints'])} constraints tried"]
+           f"{len(a['constraints'])} constraints tried; a contender known after "
+           f"{a['runs_with_contender']} runs, {a['final_contenders']} at the end"]
     for name, cid, n, f in a["constraints"][:top]:
         out.append(f"    id {cid:>5}  {n:4} runs  {f:4} failed ({pct(f / n):>6})  {name}")
     out.append(f"    median ms of successful runs: base series {fmt_ms(a['ms_base_ok'])}, "
@@ -463,6 +467,7 @@ def self_test():
     assert a["most_used"] == ("x.c:62 closer -> x.c:44 logger", "7", 940, 10 + 9), a
     assert a["constraints"][1] == ("x.c:36 logger -> x.c:61 closer", "9", 10, 3), a
     assert (a["avoid_baseline_runs"], a["avoid_baseline_failures"]) == (50, 12), a
+    assert a["runs_with_contender"] == 881 and a["final_contenders"] == 1, a
     assert not a["met"]  # 7.4x < 10x
     # Tenfold: drop the failures after run 100 but one; the contender within 30 failures.
     avoid2 = synth(1000, lambda i: i % 4 == 0 and i <= 80 or i == 500, contender_from=81)
