@@ -116,6 +116,12 @@ def analyze(base, avoid, tail=TAIL):
     c_runs = [r for r in avoid if r.get("constraints")]
     a["constrained_runs"] = len(c_runs)
     a["constrained_failures"] = sum(bool(r.get("failed")) for r in c_runs)
+    # The baseline rate over the rate of the runs that loaded constraints: what the constraints
+    # did, apart from the avoidance series' own baseline runs (AVISO.md 5: 10% of the runs
+    # until the baseline rate is known within 5 points, which caps "reduction" near 10x).
+    a["constrained_ratio"] = (a["base_rate"] * len(c_runs) / a["constrained_failures"]
+                              if a["constrained_failures"] and a["base_rate"] is not None
+                              else None)
     # Durations: medians of successful runs, with and without constraints (the delays' cost).
     a["ms_base_ok"] = median([r["ms"] for r in base if not r.get("failed") and "ms" in r])
     a["ms_avoid_ok_constrained"] = median(
@@ -153,7 +159,8 @@ def factor(x, base_failures=0):
 def table(rows):
     """rows: (sample, analysis). Returns the table as text, fixed-width columns."""
     head = ["sample", "baseline", "rate", "avoidance", "rate", "reduction", "rate-ratio",
-            "fail<contender", "at-run", f"last{TAIL}", "target", "most-used constraint"]
+            "fail<contender", "at-run", f"last{TAIL}", "constrained", "c-ratio", "target",
+            "most-used constraint"]
     lines = []
     for s, a in rows:
         mu = a["most_used"]
@@ -166,6 +173,8 @@ def table(rows):
             "-" if a["failures_before_contender"] is None else str(a["failures_before_contender"]),
             "never" if a["contender_run"] is None else str(a["contender_run"]),
             pct(a["tail_rate"]),
+            pct(ratio(a["constrained_failures"], a["constrained_runs"])),
+            factor(a["constrained_ratio"], a["base_failures"]),
             "met" if a["met"] else "not met",
             "-" if not mu else f"{mu[0]} ({mu[2]} runs, {pct(mu[3] / mu[2])} failed)",
         ])
@@ -467,6 +476,8 @@ def self_test():
     assert a["most_used"] == ("x.c:62 closer -> x.c:44 logger", "7", 940, 10 + 9), a
     assert a["constraints"][1] == ("x.c:36 logger -> x.c:61 closer", "9", 10, 3), a
     assert (a["avoid_baseline_runs"], a["avoid_baseline_failures"]) == (50, 12), a
+    assert (a["constrained_runs"], a["constrained_failures"]) == (950, 22), a
+    assert abs(a["constrained_ratio"] - 0.25 / (22 / 950)) < 1e-12, a
     assert a["runs_with_contender"] == 881 and a["final_contenders"] == 1, a
     assert not a["met"]  # 7.4x < 10x
     # Tenfold: drop the failures after run 100 but one; the contender within 30 failures.
@@ -513,8 +524,8 @@ def self_test():
         out = buf.getvalue()
         assert "seed 42; commit abc1234" in out, out
         row = [l for l in out.splitlines() if l.startswith("s ")][0].split()
-        assert row[1:12] == ["250/1000", "25.0%", "34/1000", "3.4%", "7.4x", "7.4x", "25",
-                             "120", "1.0%", "not", "met"], row
+        assert row[1:14] == ["250/1000", "25.0%", "34/1000", "3.4%", "7.4x", "7.4x", "25",
+                             "120", "1.0%", "2.3%", "10.8x", "not", "met"], row
         assert os.path.exists(os.path.join(d, "s.svg"))
     print("analyze.py --self-test: ok")
     return 0
