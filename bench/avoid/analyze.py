@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bench/avoid/analyze.py: the numbers and pictures of issue 5's avoidance benchmark.
 
-    analyze.py OUTDIR [SAMPLE...] [--svg-dir DIR] [--detail]
+    analyze.py OUTDIR [SAMPLE...] [--svg-dir DIR] [--detail] [--markdown]
     analyze.py --self-test
 
 Reads what bench/avoid/run.sh left in OUTDIR: per sample, SAMPLE.avoid.jsonl (the series under
@@ -156,8 +156,9 @@ def factor(x, base_failures=0):
     return f"{x:.1f}x"
 
 
-def table(rows):
-    """rows: (sample, analysis). Returns the table as text, fixed-width columns."""
+def table(rows, markdown=False):
+    """rows: (sample, analysis). Returns the table as text, fixed-width columns (or a Markdown
+    table)."""
     head = ["sample", "baseline", "rate", "avoidance", "rate", "reduction", "rate-ratio",
             "fail<contender", "at-run", f"last{TAIL}", "constrained", "c-ratio", "target",
             "most-used constraint"]
@@ -178,6 +179,10 @@ def table(rows):
             "met" if a["met"] else "not met",
             "-" if not mu else f"{mu[0]} ({mu[2]} runs, {pct(mu[3] / mu[2])} failed)",
         ])
+    if markdown:
+        out = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        out += ["| " + " | ".join(x[:1] and [f"`{x[0]}`"] + x[1:]) + " |" for x in lines]
+        return "\n".join(out)
     w = [max(len(x[i]) for x in lines + [head]) for i in range(len(head))]
     out = ["  ".join(h.ljust(w[i]) for i, h in enumerate(head)).rstrip()]
     for x in lines:
@@ -369,7 +374,7 @@ def series_meta(outdir, samples):
 
 
 def main(argv):
-    args, samples, svg_dir, show_detail = [], [], None, False
+    args, samples, svg_dir, show_detail, markdown = [], [], None, False, False
     it = iter(argv)
     for x in it:
         if x == "--self-test":
@@ -378,6 +383,8 @@ def main(argv):
             svg_dir = next(it, None)
         elif x == "--detail":
             show_detail = True
+        elif x == "--markdown":
+            markdown = True
         elif x in ("-h", "--help"):
             print(__doc__)
             return 0
@@ -426,7 +433,7 @@ def main(argv):
           f"the avoidance series up to the first run after which a contender (effective "
           f"constraint) was known; target: reduction >= {TARGET_REDUCTION:g}x and "
           f"fail<contender <= {TARGET_FAILURES}")
-    print(table(rows))
+    print(table(rows, markdown))
     print()
     for s, a in rows:
         print(detail(s, a, top=10 if show_detail else 5))
@@ -527,6 +534,10 @@ def self_test():
         assert row[1:14] == ["250/1000", "25.0%", "34/1000", "3.4%", "7.4x", "7.4x", "25",
                              "120", "1.0%", "2.3%", "10.8x", "not", "met"], row
         assert os.path.exists(os.path.join(d, "s.svg"))
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(io.StringIO()):
+            assert main([d, "--markdown"]) == 0
+        assert "| `s` | 250/1000 | 25.0% | 34/1000 |" in buf.getvalue(), buf.getvalue()
     print("analyze.py --self-test: ok")
     return 0
 
