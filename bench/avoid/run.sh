@@ -10,6 +10,7 @@
 # Kept in OUTDIR, per sample and series (S = avoid or base):
 #   SAMPLE.S.jsonl    the --runs-log: one JSON line per run (what it loaded, how it ended)
 #   SAMPLE.S.stderr   aviso-trace's stderr (one report per failure, the summary at the end)
+#   SAMPLE.S.stdout   the program's output (some samples print a checksum), apart
 #   SAMPLE.S.reports/ the failure reports (--report-dir)
 #   SAMPLE.S.state/   the model's store (aviso-server --db OUTDIR/SAMPLE.S.state/model)
 #   run.txt           what this script printed: seed, commit, every command
@@ -117,8 +118,8 @@ series() {
 	local cmd=(nice "$aviso" --runs "$runs" --seed "$seed" --state-dir "$pre.state"
 		--runs-log "$pre.jsonl" --report-dir "$pre.reports" --hang-timeout 1 --fail-on-exit
 		"${extra[@]}" -- "$build/samples/$s")
-	echo "\$ ${cmd[*]} 2>$pre.stderr"
-	"${limit[@]}" "${cmd[@]}" 2>"$pre.stderr" </dev/null
+	echo "\$ ${cmd[*]} >$pre.stdout 2>$pre.stderr"
+	"${limit[@]}" "${cmd[@]}" >"$pre.stdout" 2>"$pre.stderr" </dev/null
 	local r=$?
 	[ $r = 0 ] || echo "run.sh: $s $kind series ended with status $r (see $pre.stderr)" >&2
 	return $r
