@@ -106,6 +106,7 @@ struct rpb {
 	size_t n;
 	uint32_t *site;	  /* local site index of each event */
 	uint32_t *thread; /* thread of each event */
+	bool *delayable;  /* whether each event can be an A (a signal's delivery cannot) */
 	size_t n_sites;
 	const char **sites;  /* unique site strings, sorted; borrowed from the events */
 	const char **wheres; /* a where string for each site, or NULL; borrowed */
@@ -128,12 +129,14 @@ struct pair {
 
 /*
  * The pairs (site(e_i), site(e_j)) of AVISO.md section 3: j - i in 1..window-1, different
- * threads, and with @intervening_rule no event of e_i's thread between them. Distinct pairs,
- * sorted by (b, a), each with its number of occurrences. *ret_pairs is malloc'd; returns the
- * number of pairs or -ENOMEM.
+ * threads, and with @intervening_rule no event of e_i's thread between them; with @delayable
+ * (may be NULL: all), only e_j that can be delayed (a signal's delivery cannot: the tracer never
+ * holds a thread there, and a fatal one is the failure itself). Distinct pairs, sorted by
+ * (b, a), each with its number of occurrences. *ret_pairs is malloc'd; returns the number of
+ * pairs or -ENOMEM.
  */
 long model_pairs_extract(const uint32_t *site, const uint32_t *thread, size_t n, unsigned window,
-			 bool intervening_rule, struct pair **ret_pairs);
+			 bool intervening_rule, const bool *delayable, struct pair **ret_pairs);
 
 /* Jaccard similarity of two sorted sets of site ids: |A n B| / |A u B|, 1 when both empty. */
 double model_sites_similarity(const uint32_t *x, size_t nx, const uint32_t *y, size_t ny);

@@ -110,6 +110,7 @@ model_rpb_fini(struct rpb *r)
 		return;
 	free(r->site);
 	free(r->thread);
+	free(r->delayable);
 	free(r->sites);
 	free(r->wheres);
 	memset(r, 0, sizeof(*r));
@@ -126,9 +127,10 @@ model_rpb_init(struct rpb *r, const struct model_event *ev, size_t n)
 	order = malloc((n ? n : 1) * sizeof(*order));
 	r->site = malloc((n ? n : 1) * sizeof(*r->site));
 	r->thread = malloc((n ? n : 1) * sizeof(*r->thread));
+	r->delayable = malloc((n ? n : 1) * sizeof(*r->delayable));
 	r->sites = malloc((n ? n : 1) * sizeof(*r->sites));
 	r->wheres = calloc(n ? n : 1, sizeof(*r->wheres));
-	if (!order || !r->site || !r->thread || !r->sites || !r->wheres)
+	if (!order || !r->site || !r->thread || !r->delayable || !r->sites || !r->wheres)
 		goto leave;
 
 	/* Number the sites: sort event indices by site string, one number per distinct string. */
@@ -158,6 +160,7 @@ model_rpb_init(struct rpb *r, const struct model_event *ev, size_t n)
 	for (size_t k = 0; k < n; k++) {
 		r->site[k] = local[order[k]];
 		r->thread[k] = ev[order[k]].thread;
+		r->delayable[k] = ev[order[k]].kind != MODEL_EV_SIGNAL;
 	}
 	free(local);
 	ret = 0;
@@ -182,7 +185,7 @@ cmp_pair(const void *x, const void *y)
 
 long
 model_pairs_extract(const uint32_t *site, const uint32_t *thread, size_t n, unsigned window,
-		    bool intervening_rule, struct pair **ret_pairs)
+		    bool intervening_rule, const bool *delayable, struct pair **ret_pairs)
 {
 	size_t span = window > 1 ? window - 1 : 0, cap = n * span, m = 0;
 	struct pair *p = malloc((cap ? cap : 1) * sizeof(*p));
@@ -197,6 +200,8 @@ model_pairs_extract(const uint32_t *site, const uint32_t *thread, size_t n, unsi
 					break;
 				continue;
 			}
+			if (delayable && !delayable[j])
+				continue;
 			p[m++] = (struct pair){.b = site[i], .a = site[j], .count = 1};
 		}
 	}

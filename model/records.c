@@ -554,7 +554,7 @@ model_rec_learn_failure(struct store_txn *t, const struct model_options *opt, ui
 	    (r = classify(t, prog, meta, opt->class_similarity, ids, rpb->n_sites, &class_id)) < 0)
 		goto leave;
 	np = model_pairs_extract(rpb->site, rpb->thread, rpb->n, opt->window, opt->intervening_rule,
-				 &pairs);
+				 rpb->delayable, &pairs);
 	if (np < 0) {
 		r = (int)np;
 		goto leave;

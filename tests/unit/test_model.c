@@ -88,7 +88,7 @@ pairs_as_text(const struct model_event *e, size_t n, unsigned window, bool rule,
 	struct pair *p;
 
 	ck_assert_int_eq(model_rpb_init(&r, e, n), 0);
-	long np = model_pairs_extract(r.site, r.thread, r.n, window, rule, &p);
+	long np = model_pairs_extract(r.site, r.thread, r.n, window, rule, r.delayable, &p);
 	ck_assert_int_ge(np, 0);
 	out[0] = '\0';
 	for (long i = 0; i < np; i++) {
@@ -194,6 +194,12 @@ START_TEST(contended_locks_where_they_acquired)
 	/* Candidates follow the acquisition order: (c, b) and (c, d), no (a, b) any more. */
 	pairs_as_text(e1, 5, 10, true, text);
 	ck_assert_str_eq(text, "cb cd de");
+
+	/* A signal's delivery is never an A (nothing can delay it), but it may be a B. */
+	struct model_event e7[] = {evk(1, 1, "a", L, 0x30), evk(2, 2, "s", MODEL_EV_SIGNAL, 11),
+				   evk(3, 1, "b", U, 0x30)};
+	pairs_as_text(e7, 3, 10, true, text);
+	ck_assert_str_eq(text, "sb");
 }
 END_TEST
 
@@ -206,14 +212,14 @@ START_TEST(pair_counts_and_window_bound)
 	struct pair *p;
 
 	ck_assert_int_eq(model_rpb_init(&r, e, 6), 0);
-	long np = model_pairs_extract(r.site, r.thread, r.n, 2, true, &p);
+	long np = model_pairs_extract(r.site, r.thread, r.n, 2, true, r.delayable, &p);
 	ck_assert_int_eq(np, 2);
 	ck_assert_uint_eq(p[0].count, 3); /* (x,y) */
 	ck_assert_uint_eq(p[1].count, 2); /* (y,x) */
 	free(p);
 	/* Window 10 with the rule: each event pairs only with the next (the one after is its
 	 * own thread's), so the same counts. */
-	np = model_pairs_extract(r.site, r.thread, r.n, 10, true, &p);
+	np = model_pairs_extract(r.site, r.thread, r.n, 10, true, r.delayable, &p);
 	ck_assert_int_eq(np, 2);
 	ck_assert_uint_eq(p[0].count + p[1].count, 5);
 	free(p);
