@@ -40,6 +40,11 @@ tracer_create(const struct tracer_options *opt, struct tracer **ret_tracer)
 		free(t);
 		return -ENOMEM;
 	}
+	if (t->pads && !opt->no_ring) {
+		int r = ring_create(t);
+		if (r < 0)
+			log_msg("cannot create the event ring (%s): every event stops", strerror(-r));
+	}
 	*ret_tracer = t;
 	return 0;
 }
@@ -63,6 +68,7 @@ tracer_destroy(struct tracer *t)
 			site_free(s);
 		}
 	}
+	ring_destroy(t);
 	free(t->line);
 	free(t->point_found);
 	free(t->failure_rpb);
@@ -396,6 +402,7 @@ tracer_run(struct tracer *t, int *ret_status)
 		}
 		if (t->tick) {
 			t->tick = 0;
+			ring_drain(t); /* events of threads that have not stopped since */
 			failure_tick(t);
 		}
 		stall_release_due(t);
@@ -416,6 +423,7 @@ tracer_run(struct tracer *t, int *ret_status)
 		if (r < 0)
 			break;
 	}
+	ring_drain(t);
 	stop_ticks();
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (r < 0)

@@ -30,6 +30,7 @@ struct tracer_options {
 	size_t npoints;
 	char *const *argv;     /* the program's command line, for reports */
 	bool no_pads;	       /* --no-pads: an int3 at every function entry, no jump pad */
+	bool no_ring;	       /* --no-ring: pads stop the thread; no event ring */
 };
 
 #define TRACER_DEFAULT_FRAMES 5

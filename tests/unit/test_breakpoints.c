@@ -146,7 +146,7 @@ START_TEST(pad_plans)
 	uint64_t back;
 	int32_t rel;
 
-	ck_assert_int_eq(bp_insn_plan_pad(lock, 16, ADDR, slot, &p), 0);
+	ck_assert_int_eq(bp_insn_plan_pad(lock, 16, ADDR, slot, 0, &p), 0);
 	ck_assert_int_eq(p.kind, BP_RESUME_PAD);
 	ck_assert_uint_eq(p.len, 5);
 	ck_assert_uint_eq(p.ninsn, 2);
@@ -159,9 +159,9 @@ START_TEST(pad_plans)
 	memcpy(&rel, patch + 1, 4);
 	ck_assert_uint_eq(ADDR + 5 + (uint64_t)(int64_t)rel, slot);
 
-	ck_assert_int_eq(bp_insn_plan_pad(spin, 16, ADDR, slot, &p), -ENOTSUP);
+	ck_assert_int_eq(bp_insn_plan_pad(spin, 16, ADDR, slot, 0, &p), -ENOTSUP);
 
-	ck_assert_int_eq(bp_insn_plan_pad(riprel, 16, ADDR, slot, &p), 0);
+	ck_assert_int_eq(bp_insn_plan_pad(riprel, 16, ADDR, slot, 0, &p), 0);
 	memcpy(&rel, p.code + BP_PAD_BODY + 3, 4);
 	ck_assert_int_eq(rel, 0x100 - 0x10000 - BP_PAD_BODY); /* the same target, from the body */
 	ck_assert_uint_eq(slot + BP_PAD_BODY + 7 + (uint64_t)(int64_t)rel, ADDR + 7 + 0x100);
