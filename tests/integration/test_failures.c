@@ -278,6 +278,65 @@ START_TEST(crash_is_reported_with_its_past)
 }
 END_TEST
 
+/*
+ * Events that never stopped their thread (the event ring) are in the failure RPB: every lock
+ * and unlock of both bursts, in each thread's order, then the crash. With a ring of 4 slots
+ * too, where the bursts wait for drains all the time.
+ */
+START_TEST(crash_after_a_burst_keeps_every_event)
+{
+	const char *args[] = {"--", prog("burst"), NULL};
+	struct run r;
+
+	if (_i == 1)
+		ck_assert_int_eq(setenv("AVISO_RING_SLOTS", "4", 1), 0);
+	run_trace(&r, args);
+	ck_assert_msg(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGSEGV,
+		      "status %#x, stderr:\n%s", r.status, r.err);
+	ck_assert_msg(strstr(r.err, "SIGSEGV in thread 3"), "%s", r.err);
+
+	json_object *rep = the_report(), *rpb = get(rep, "rpb");
+	size_t n = json_object_array_length(rpb);
+	long last_seq = 0, locks[4] = {0}, unlocks[4] = {0}, other[4] = {0};
+	const char *want[4] = {NULL, NULL, "mutex_lock", "mutex_lock"};
+
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(rpb, i);
+		long seq = json_object_get_int64(get(e, "seq"));
+		const char *kind = str(e, "kind");
+		int th = num(e, "thread");
+
+		ck_assert_int_gt(seq, last_seq);
+		last_seq = seq;
+		ck_assert(th >= 1 && th <= 3);
+		if (th >= 2 && strcmp(kind, "signal") != 0) {
+			ck_assert_msg(strcmp(kind, want[th]) == 0, "thread %d: seq %ld is %s, not %s",
+				      th, seq, kind, want[th]);
+			want[th] = strcmp(kind, "mutex_lock") == 0 ? "mutex_unlock" : "mutex_lock";
+		}
+		if (strcmp(kind, "mutex_lock") == 0)
+			locks[th]++;
+		else if (strcmp(kind, "mutex_unlock") == 0)
+			unlocks[th]++;
+		else
+			other[th]++;
+	}
+	/* main: 2 creates and 2 joins (the second one's entry may come after the crash); each
+	 * burst 300 pairs; thread 3 ends on its SIGSEGV */
+	ck_assert_msg(other[1] == 3 || other[1] == 4, "main: %ld events", other[1]);
+	ck_assert_int_eq(locks[2], 300);
+	ck_assert_int_eq(unlocks[2], 300);
+	ck_assert_int_eq(other[2], 0);
+	ck_assert_int_eq(locks[3], 300);
+	ck_assert_int_eq(unlocks[3], 300);
+	ck_assert_int_eq(other[3], 1);
+	json_object *lastev = json_object_array_get_idx(rpb, n - 1);
+	ck_assert_str_eq(str(lastev, "kind"), "signal");
+	ck_assert_int_eq(num(lastev, "thread"), 3);
+	json_object_put(rep);
+}
+END_TEST
+
 START_TEST(crash_with_an_unreadable_stack)
 {
 	const char *args[] = {"--", prog("badstack"), NULL};
@@ -797,6 +856,7 @@ failures_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, crash_is_reported_with_its_past);
 	tcase_add_test(tc, crash_with_an_unreadable_stack);
+	tcase_add_loop_test(tc, crash_after_a_burst_keeps_every_event, 0, 2);
 	tcase_add_test(tc, deadlock_is_reported_with_its_cycle);
 	tcase_add_test(tc, lost_wakeup_is_a_hang);
 	tcase_add_test(tc, nonzero_exit_is_a_failure_when_asked);
