@@ -4,7 +4,7 @@
  * It is not code of the tool: aspace.c copies these bytes into each scratch region of a traced
  * address space (they are position-independent; .Lring and .Lstack_hi, the region's own
  * constants, are written after the copy). The layout constants are struct bp_ring_hdr and
- * struct bp_ring_slot (breakpoints.h); a unit test checks that the two agree.
+ * struct bp_ring_slot (breakpoints.h); static assertions in aspace.c check that the two agree.
  *
  * The pad (bp_insn_plan_pad() with a routine) is "lea -128(%rsp),%rsp; call routine;
  * lea 128(%rsp),%rsp; the displaced instructions; jmp back": the red zone is skipped, so on
