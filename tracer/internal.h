@@ -137,6 +137,7 @@ struct tracer {
 	bool pads;		   /* jump pads at function entries (else int3s only) */
 	struct ring *ring;	   /* the event ring (ring.c), or NULL: every event stops */
 	bool ring_trap_all;	   /* ring_trap_all() */
+	bool ring_busy;		   /* events wait in the ring: drain between stops, do not block */
 	struct rpb_ring *retired;  /* rings of exited threads, newest first */
 	unsigned nretired;
 	volatile sig_atomic_t tick; /* set by the periodic timer: time for the checks */
@@ -202,6 +203,8 @@ int ring_map(struct tracer *t, struct process *p, pid_t tid);
 int ring_unmap(struct tracer *t, struct process *p, pid_t tid);
 /* Turns every committed slot into its event (in sequence order); unfinished ones wait. */
 void ring_drain(struct tracer *t);
+/* The same for at most @max events (the loop's background draining). Returns how many. */
+size_t ring_drain_some(struct tracer *t, size_t max);
 /* After an exec that left no other process on the ring: slots whose writer died mid-way are
  * dropped (else they would hold the ring). */
 void ring_forget_unfinished(struct tracer *t);

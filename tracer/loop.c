@@ -418,6 +418,7 @@ on_breakpoint(struct tracer *t, struct thread *th, struct bp_breakpoint *bp,
 	if (bp->tag == TAG_REENTRY)
 		return reenter(t, th, bp, regs);
 	if (bp->tag == TAG_RBRK) {
+		ring_drain(t); /* events of a module about to go */
 		r = image_refresh(t, p, th->tid);
 		if (r < 0 && r != -ESRCH)
 			log_msg("process %d: cannot read its modules: %s", p->pid, strerror(-r));
@@ -475,9 +476,13 @@ loop_handle(struct tracer *t, pid_t tid, int status)
 	th->state = TS_HELD;
 	if (!th->proc)
 		return 0; /* an orphan's further stops: it stays held */
-	/* Events appended since the last stop come first (this one may be an event, an exit, an
-	 * exec, a module change or a failure). */
-	ring_drain(t);
+	/*
+	 * Events appended since the last stop come first (this one may be an event, an exit, an
+	 * exec, a module change or a failure). A trap drains as it needs (on_trap): a full ring
+	 * only a part of it.
+	 */
+	if (stop != STOP_TRAP)
+		ring_drain(t);
 
 	switch (stop) {
 	case STOP_TRAP:

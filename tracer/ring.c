@@ -263,6 +263,8 @@ take(struct tracer *t, struct ring *rg, const struct bp_ring_slot *sl)
 	uint64_t pcs[TRACER_MAX_FRAMES + 1];
 	unsigned n = 0;
 
+	if (th)
+		th->ring_fresh = false; /* its latest slot, until it proves to be an event */
 	if (!p || !p->record || !p->as || !(bp = bp_aspace_lookup_ring_pad(p->as, sl->pad)))
 		return; /* not an event of a traced program (a vfork child, a module gone) */
 	m = bp_aspace_module_at(p->as, sl->ret);
@@ -298,32 +300,41 @@ take(struct tracer *t, struct ring *rg, const struct bp_ring_slot *sl)
 void
 ring_drain(struct tracer *t)
 {
+	ring_drain_some(t, SIZE_MAX);
+}
+
+size_t
+ring_drain_some(struct tracer *t, size_t max)
+{
 	struct ring *rg = t->ring;
 	uint64_t head, s;
+	size_t taken = 0;
 
 	if (!rg)
-		return;
+		return 0;
 	/* Constraints loaded: every event decides, for now (see ring_set_decision_sites()). */
 	rg->hdr->trap_all = t->fsm != NULL || t->ring_trap_all;
 	head = __atomic_load_n(&rg->hdr->next, __ATOMIC_ACQUIRE);
 	if (head == rg->tail)
-		return;
+		return 0;
 	calibrate(rg);
 	/* Seqs past tail + nslots are threads waiting for room: nothing written yet. */
 	if (head - rg->tail > rg->nslots)
 		head = rg->tail + rg->nslots;
-	for (s = rg->tail; s < head; s++) {
+	for (s = rg->tail; s < head && taken < max; s++) {
 		struct bp_ring_slot *sl = slot_at(rg, s);
 
 		if (__atomic_load_n(&sl->commit, __ATOMIC_ACQUIRE) != s + 1)
 			continue; /* consumed already, or a thread is writing it: later */
 		take(t, rg, sl);
 		__atomic_store_n(&sl->commit, BP_RING_CONSUMED(s), __ATOMIC_RELEASE);
+		taken++;
 	}
 	/* The slot's mark says which lap consumed it: a mark of the previous lap is not ours. */
 	while (rg->tail < head && slot_at(rg, rg->tail)->commit == BP_RING_CONSUMED(rg->tail))
 		rg->tail++;
 	__atomic_store_n(&rg->hdr->drained, rg->tail, __ATOMIC_RELEASE);
+	return taken;
 }
 
 void
@@ -347,8 +358,17 @@ ring_forget_unfinished(struct tracer *t)
 int
 ring_on_trap(struct tracer *t, struct thread *th, enum bp_ring_trap trap)
 {
+	if (trap == BP_RING_TRAP_FULL) {
+		/*
+		 * Room for it and some more, and it goes on; the loop drains the rest meanwhile
+		 * (t->ring_busy), on the other CPU if there is one, instead of holding it for all.
+		 */
+		ring_drain_some(t, t->ring ? t->ring->nslots / 8 + 1 : 0);
+		t->ring_busy = true;
+		return thread_resume(t, th, 0);
+	}
 	ring_drain(t);
-	if (trap == BP_RING_TRAP_DECIDE && th->ring_fresh) {
+	if (th->ring_fresh) {
 		th->ring_fresh = false;
 		if (stall_on_event(t, th, th->ring_kind, th->ring_site, th->ring_object))
 			return 0; /* held here, after its slot: released by the stall code */

@@ -408,7 +408,17 @@ tracer_run(struct tracer *t, int *ret_status)
 		stall_release_due(t);
 		if (!t->threads)
 			break;
-		tid = t->nstalled ? wait_stop_or_deadline(t, &status) : waitpid(-1, &status, __WALL);
+		if (t->ring_busy && !t->nstalled) {
+			/* Events wait in the ring: drain them while the program runs, between stops. */
+			tid = waitpid(-1, &status, __WALL | WNOHANG);
+			if (tid == 0) {
+				t->ring_busy = ring_drain_some(t, 256) > 0;
+				continue;
+			}
+		} else {
+			tid = t->nstalled ? wait_stop_or_deadline(t, &status)
+					  : waitpid(-1, &status, __WALL);
+		}
 		if (tid == 0)
 			continue;
 		if (tid < 0) {

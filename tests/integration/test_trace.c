@@ -493,6 +493,10 @@ events_load(struct events *evs, const char *path)
 		site = field_str(o, "site", true, cnt, path);
 		e->site = strdup(site);
 		plus = strstr(site, "+0x");
+		/* A signal can land before a new thread reaches the program's code (start_thread <
+		 * clone3): every frame is then a system library's, "module+*". */
+		if (!plus && e->kind == PK_SIGNAL)
+			plus = strstr(site, "+*");
 		ck_assert_msg(plus && plus != site, "%s:%zu: site \"%s\" is not module+0xoffset",
 			      path, cnt, site);
 		e->mod = strndup(site, (size_t)(plus - site));
