@@ -58,6 +58,7 @@ struct ring {
 	uint64_t tsc0, ns0;
 	double ns_per_tick;
 	uint64_t last_cal;
+	bool unknown_tid; /* said once */
 };
 
 static uint64_t
@@ -263,8 +264,15 @@ take(struct tracer *t, struct ring *rg, const struct bp_ring_slot *sl)
 	uint64_t pcs[TRACER_MAX_FRAMES + 1];
 	unsigned n = 0;
 
-	if (th)
+	if (th) {
 		th->ring_fresh = false; /* its latest slot, until it proves to be an event */
+	} else if (!rg->unknown_tid) {
+		/* Every writer is a traced thread drained at its exit: a tid from elsewhere means
+		 * struct pthread is not glibc 2.36's (ring.S reads the tid at %fs:0x2d0). */
+		rg->unknown_tid = true;
+		log_msg("event ring: an event of unknown tid %u dropped (not glibc 2.36?); "
+			"--no-ring records such a program", sl->tid);
+	}
 	if (!p || !p->record || !p->as || !(bp = bp_aspace_lookup_ring_pad(p->as, sl->pad)))
 		return; /* not an event of a traced program (a vfork child, a module gone) */
 	m = bp_aspace_module_at(p->as, sl->ret);
