@@ -950,6 +950,21 @@ bp_aspace_ring_waiting(const struct bp_aspace *as, const struct user_regs_struct
 	return 0;
 }
 
+int
+bp_aspace_ring_clear_tf(const struct bp_aspace *as, const struct user_regs_struct *regs)
+{
+	struct user_regs_struct entry;
+	uint64_t flags;
+	int r = bp_aspace_ring_waiting(as, regs, &entry);
+
+	if (r < 0)
+		return r;
+	if (!(entry.eflags & 0x100))
+		return 0;
+	flags = entry.eflags & ~0x100ull;
+	return bp_mem_write(as->memfd, regs->rsp + 40, &flags, sizeof(flags)); /* pushfq's word */
+}
+
 struct bp_breakpoint *
 bp_aspace_lookup_ring_pad(const struct bp_aspace *as, uint64_t pad_ret)
 {

@@ -365,6 +365,11 @@ enum bp_ring_trap bp_aspace_ring_trap(const struct bp_aspace *as, uint64_t rip);
  */
 int bp_aspace_ring_waiting(const struct bp_aspace *as, const struct user_regs_struct *regs,
 			   struct user_regs_struct *ret_entry);
+/*
+ * For a thread left waiting there after single-steps: the flags the routine saved (and will
+ * restore) lose the trap flag the kernel had set for the steps. 0, -ENOENT (not waiting), -errno.
+ */
+int bp_aspace_ring_clear_tf(const struct bp_aspace *as, const struct user_regs_struct *regs);
 /* The ring pad a slot's pad field (struct bp_ring_slot.pad) names, or NULL. */
 struct bp_breakpoint *bp_aspace_lookup_ring_pad(const struct bp_aspace *as, uint64_t pad_ret);
 /*

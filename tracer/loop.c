@@ -267,8 +267,11 @@ thread_leave_scratch(struct tracer *t, struct thread *th, struct user_regs_struc
 	 */
 	if (stepped)
 		regs->eflags &= ~0x100ull; /* TF */
-	if (r == -EBUSY)
+	if (r == -EBUSY) {
+		/* Stepped over the routine's pushf: its saved flags have the trap flag too. */
+		bp_aspace_ring_clear_tf(p->as, regs);
 		return ptrace(PTRACE_SETREGS, th->tid, 0, regs) < 0 ? -errno : r;
+	}
 	if (r == -ENOENT)
 		return stepped && ptrace(PTRACE_SETREGS, th->tid, 0, regs) < 0 ? -errno : 0;
 	if (r < 0)

@@ -19,6 +19,19 @@
  * same event as a stop would have made (record.c), with the sequence number given at the drain,
  * a timestamp from its rdtsc (calibrated against CLOCK_MONOTONIC), and a site unwound from the
  * kept stack copy, never from the live stack.
+ *
+ * Limits, known and accepted for now:
+ *  - the tid is glibc 2.36's struct pthread tid (%fs:0x2d0, as stall.c reads it); a vfork
+ *    child shares its parent's TLS, so its events (before its exec) would be its parent's;
+ *  - a writer that dies between its lock xadd and its commit (another thread's exec) leaves a
+ *    slot that is never committed; after an exec that left one process on the ring such slots
+ *    are dropped (ring_forget_unfinished()), but with several processes (-f) one would hold
+ *    the ring full;
+ *  - a thread that receives a signal while it waits for room behind such an unfinished slot of
+ *    a stopped thread is delivered the signal inside the routine (its handler returns there):
+ *    a detach while that handler runs would unmap the code it returns to;
+ *  - events before the first millisecond of the run are stamped at their drain (the rdtsc
+ *    rate is not known yet).
  */
 #include <errno.h>
 #include <fcntl.h>
