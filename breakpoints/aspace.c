@@ -5,6 +5,7 @@
  * a thread, and the tool's own reads of the target's code hide them (as rr's AddressSpace does).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +35,29 @@ static const uint8_t gadget_code[BP_GADGET_LEN] = BP_GADGET_CODE;
 struct scratch {
 	uint64_t start;
 	unsigned used; /* slots handed out; slot 0 holds the syscall gadget */
+	uint64_t routine; /* the ring routine's copy (it takes RING_SLOTS slots), or 0 */
 	struct bp_breakpoint *slots[SCRATCH_SLOTS];
 };
+
+/* The ring routine (ring.S): its bytes, and its two int3s and its constants within them. */
+extern const uint8_t bp_ring_routine[], bp_ring_routine_end[], bp_ring_full_trap[],
+	bp_ring_decide_trap[], bp_ring_data[], bp_ring_wait[], bp_ring_wait_end[];
+#define RING_LEN ((size_t)(bp_ring_routine_end - bp_ring_routine))
+#define RING_SLOTS ((unsigned)((RING_LEN + BP_SLOT_SIZE - 1) / BP_SLOT_SIZE))
+
+_Static_assert(offsetof(struct bp_ring_hdr, drained) == 64, "ring.S H_DRAINED");
+_Static_assert(offsetof(struct bp_ring_hdr, nslots) == 128, "ring.S H_NSLOTS");
+_Static_assert(offsetof(struct bp_ring_hdr, copy) == 152, "ring.S H_COPY");
+_Static_assert(offsetof(struct bp_ring_hdr, trap_all) == 160, "ring.S H_TRAPALL");
+_Static_assert(offsetof(struct bp_ring_hdr, ndecide) == 164, "ring.S H_NDECIDE");
+_Static_assert(offsetof(struct bp_ring_hdr, decide) == 192, "ring.S H_DECIDE");
+_Static_assert(sizeof(struct bp_ring_hdr) <= BP_RING_HDR_SIZE, "ring header");
+_Static_assert(offsetof(struct bp_ring_slot, pad) == 24, "ring.S S_PAD");
+_Static_assert(offsetof(struct bp_ring_slot, rsp) == 48, "ring.S S_RSP");
+_Static_assert(offsetof(struct bp_ring_slot, r15) == 96, "ring.S S_R15");
+_Static_assert(offsetof(struct bp_ring_slot, tid) == 104, "ring.S S_TID");
+_Static_assert(offsetof(struct bp_ring_slot, stack_len) == 108, "ring.S S_STKLEN");
+_Static_assert(offsetof(struct bp_ring_slot, stack) == BP_RING_SLOT_HEAD, "ring.S S_STACK");
 
 struct bp_aspace {
 	int refs;
@@ -48,6 +70,7 @@ struct bp_aspace {
 	size_t count;
 	struct scratch **scratch;
 	size_t nscratch;
+	uint64_t ring, stack_hi; /* bp_aspace_set_ring() */
 };
 
 static size_t
@@ -121,7 +144,7 @@ link_bp(struct bp_aspace *as, struct bp_breakpoint *bp)
 {
 	bp->hnext = as->table[bucket(bp->addr)];
 	as->table[bucket(bp->addr)] = bp;
-	if (bp->insn.kind == BP_RESUME_PAD) {
+	if (bp->insn.kind == BP_RESUME_PAD && !bp->insn.ring) {
 		bp->tnext = as->traps[bucket(bp->trap)];
 		as->traps[bucket(bp->trap)] = bp;
 	}
@@ -140,7 +163,7 @@ forget_breakpoints(struct bp_aspace *as, bool (*match)(const struct bp_breakpoin
 
 			if (!match || match(bp, ctx)) {
 				*pp = bp->hnext;
-				if (bp->insn.kind == BP_RESUME_PAD)
+				if (bp->insn.kind == BP_RESUME_PAD && !bp->insn.ring)
 					unlink_trap(as, bp);
 				if (bp->slot)
 					for (size_t s = 0; s < as->nscratch; s++)
@@ -223,6 +246,8 @@ bp_aspace_clone(const struct bp_aspace *as, pid_t pid, struct bp_aspace **ret_as
 			goto nomem;
 		tail = &(*tail)->next;
 	}
+	c->ring = as->ring;
+	c->stack_hi = as->stack_hi;
 	c->scratch = calloc(as->nscratch ? as->nscratch : 1, sizeof(*c->scratch));
 	if (!c->scratch)
 		goto nomem;
@@ -232,6 +257,7 @@ bp_aspace_clone(const struct bp_aspace *as, pid_t pid, struct bp_aspace **ret_as
 			goto nomem;
 		c->scratch[i]->start = as->scratch[i]->start;
 		c->scratch[i]->used = as->scratch[i]->used;
+		c->scratch[i]->routine = as->scratch[i]->routine;
 		c->nscratch++;
 	}
 	for (size_t i = 0; i < NBUCKETS; i++) {
@@ -604,6 +630,28 @@ inject(struct bp_aspace *as, pid_t tid, long nr, const long args[6], long *ret_v
 	return r < 0 ? r : w;
 }
 
+/* Copies the ring routine into free slots of region @s, with this space's constants. */
+static int
+add_routine(struct bp_aspace *as, struct scratch *s)
+{
+	const uint64_t consts[2] = {as->ring, as->stack_hi};
+	uint64_t at;
+	int r;
+
+	if (s->routine || s->used + RING_SLOTS > SCRATCH_SLOTS)
+		return s->routine ? 0 : -ENOSPC;
+	at = s->start + (uint64_t)s->used * BP_SLOT_SIZE;
+	r = bp_mem_write(as->memfd, at, bp_ring_routine, RING_LEN);
+	if (r == 0)
+		r = bp_mem_write(as->memfd, at + (uint64_t)(bp_ring_data - bp_ring_routine), consts,
+				 sizeof(consts));
+	if (r < 0)
+		return r;
+	s->routine = at;
+	s->used += RING_SLOTS;
+	return 0;
+}
+
 static int
 map_scratch(struct bp_aspace *as, pid_t tid, uint64_t near, struct scratch **ret, int *pending)
 {
@@ -641,12 +689,15 @@ map_scratch(struct bp_aspace *as, pid_t tid, uint64_t near, struct scratch **ret
 		return r;
 	}
 	as->scratch[as->nscratch++] = s;
+	if (as->ring)
+		add_routine(as, s); /* without it, the region's pads trap */
 	*ret = s;
 	return 0;
 }
 
+/* A free slot within reach of @addr; with @routine, in a region that has the ring routine. */
 static int
-take_slot(struct bp_aspace *as, pid_t tid, uint64_t addr, struct scratch **ret_s,
+take_slot(struct bp_aspace *as, pid_t tid, uint64_t addr, bool routine, struct scratch **ret_s,
 	  unsigned *ret_idx, int *pending)
 {
 	struct scratch *s = NULL;
@@ -654,7 +705,10 @@ take_slot(struct bp_aspace *as, pid_t tid, uint64_t addr, struct scratch **ret_s
 
 	for (size_t i = 0; i < as->nscratch; i++) {
 		struct scratch *c = as->scratch[i];
-		if (c->used < SCRATCH_SLOTS && distance(c->start, addr) < SCRATCH_REACH) {
+		if (routine && !c->routine)
+			add_routine(as, c);
+		if (c->used < SCRATCH_SLOTS && distance(c->start, addr) < SCRATCH_REACH &&
+		    (!routine || c->routine)) {
 			s = c;
 			break;
 		}
@@ -712,7 +766,7 @@ bp_aspace_insert(struct bp_aspace *as, pid_t tid, uint64_t addr, int tag, int *r
 	if (r < 0)
 		return r;
 	if (bp_insn_needs_slot(code, sizeof(code), addr)) {
-		r = take_slot(as, tid, addr, &s, &idx, &pending);
+		r = take_slot(as, tid, addr, false, &s, &idx, &pending);
 		if (r < 0)
 			goto leave;
 		slot = s->start + (uint64_t)idx * BP_SLOT_SIZE;
@@ -765,7 +819,7 @@ bp_aspace_insert_entry(struct bp_aspace *as, pid_t tid, uint64_t addr, uint64_t 
 		return bp_aspace_insert(as, tid, addr, tag, ret_pending_sig);
 	/* Plan against a slot at the entry itself first: is a pad possible at all? */
 	ok = bp_aspace_read(as, addr, fn, have) == 0 &&
-	     bp_insn_plan_pad(fn, have, addr, addr, &plan) == 0 && plan.len <= size &&
+	     bp_insn_plan_pad(fn, have, addr, addr, 0, &plan) == 0 && plan.len <= size &&
 	     !jumps_into_entry(fn, size, addr, plan.len);
 	for (uint8_t k = 1; ok && k < plan.len; k++)
 		ok = !bp_aspace_lookup(as, addr + k);
@@ -773,11 +827,11 @@ bp_aspace_insert_entry(struct bp_aspace *as, pid_t tid, uint64_t addr, uint64_t 
 		free(fn);
 		return bp_aspace_insert(as, tid, addr, tag, ret_pending_sig);
 	}
-	r = take_slot(as, tid, addr, &s, &idx, &pending);
+	r = take_slot(as, tid, addr, as->ring != 0, &s, &idx, &pending);
 	if (r < 0)
 		goto leave;
 	slot = s->start + (uint64_t)idx * BP_SLOT_SIZE;
-	r = bp_insn_plan_pad(fn, have, addr, slot, &plan);
+	r = bp_insn_plan_pad(fn, have, addr, slot, s->routine, &plan);
 	if (r == 0)
 		r = bp_mem_write(as->memfd, slot, plan.code, plan.code_len);
 	if (r == 0) {
@@ -803,7 +857,7 @@ bp_aspace_patched_fixup(const struct bp_aspace *as, uint64_t rip, uint64_t *ret_
 				continue;
 			for (uint8_t k = 0; k < p->ninsn; k++) {
 				if (bp->addr + p->insn_off[k] == rip) {
-					*ret_rip = bp->slot + BP_PAD_BODY + p->body_off[k];
+					*ret_rip = bp->slot + p->body + p->body_off[k];
 					return 0;
 				}
 			}
@@ -838,6 +892,99 @@ scratch_at(const struct bp_aspace *as, uint64_t rip)
 	return NULL;
 }
 
+int
+bp_aspace_set_ring(struct bp_aspace *as, uint64_t ring, uint64_t stack_hi)
+{
+	as->ring = ring;
+	as->stack_hi = stack_hi;
+	for (size_t i = 0; i < as->nscratch; i++)
+		if (!as->scratch[i]->routine)
+			add_routine(as, as->scratch[i]); /* no room: its pads trap */
+	return 0;
+}
+
+uint64_t
+bp_aspace_ring(const struct bp_aspace *as)
+{
+	return as->ring;
+}
+
+enum bp_ring_trap
+bp_aspace_ring_trap(const struct bp_aspace *as, uint64_t rip)
+{
+	const struct scratch *s = scratch_at(as, rip - 1);
+
+	if (!s || !s->routine)
+		return BP_RING_TRAP_NONE;
+	if (rip - 1 == s->routine + (uint64_t)(bp_ring_full_trap - bp_ring_routine))
+		return BP_RING_TRAP_FULL;
+	if (rip - 1 == s->routine + (uint64_t)(bp_ring_decide_trap - bp_ring_routine))
+		return BP_RING_TRAP_DECIDE;
+	return BP_RING_TRAP_NONE;
+}
+
+int
+bp_aspace_ring_waiting(const struct bp_aspace *as, const struct user_regs_struct *regs,
+		       struct user_regs_struct *ret_entry)
+{
+	const struct scratch *s = scratch_at(as, regs->rip);
+	const struct bp_breakpoint *bp;
+	struct user_regs_struct e = *regs;
+	uint64_t saved[7]; /* rdi, rsi, rdx, rcx, rax, flags, the return into the pad */
+	int r;
+
+	if (!s || !s->routine || regs->rip < s->routine + (uint64_t)(bp_ring_wait - bp_ring_routine) ||
+	    regs->rip >= s->routine + (uint64_t)(bp_ring_wait_end - bp_ring_routine))
+		return -ENOENT;
+	r = bp_mem_read(as->memfd, regs->rsp, saved, sizeof(saved));
+	if (r < 0)
+		return r;
+	bp = bp_aspace_lookup_ring_pad(as, saved[6]);
+	if (!bp)
+		return -ENOENT;
+	e.rdi = saved[0], e.rsi = saved[1], e.rdx = saved[2], e.rcx = saved[3], e.rax = saved[4];
+	e.eflags = saved[5];
+	e.rsp = regs->rsp + 7 * 8 + 128; /* the pushes, the call, the red zone */
+	e.rip = bp->addr;
+	*ret_entry = e;
+	return 0;
+}
+
+int
+bp_aspace_ring_clear_tf(const struct bp_aspace *as, const struct user_regs_struct *regs)
+{
+	struct user_regs_struct entry;
+	uint64_t flags;
+	int r = bp_aspace_ring_waiting(as, regs, &entry);
+
+	if (r < 0)
+		return r;
+	if (!(entry.eflags & 0x100))
+		return 0;
+	flags = entry.eflags & ~0x100ull;
+	return bp_mem_write(as->memfd, regs->rsp + 40, &flags, sizeof(flags)); /* pushfq's word */
+}
+
+struct bp_breakpoint *
+bp_aspace_lookup_ring_pad(const struct bp_aspace *as, uint64_t pad_ret)
+{
+	const struct scratch *s = scratch_at(as, pad_ret);
+	struct bp_breakpoint *bp;
+
+	if (!s)
+		return NULL;
+	bp = s->slots[(pad_ret - s->start) / BP_SLOT_SIZE];
+	return bp && bp->insn.ring && bp->slot + BP_RING_PAD_RET == pad_ret ? bp : NULL;
+}
+
+int
+bp_aspace_inject(struct bp_aspace *as, pid_t tid, long nr, const long args[6], long *ret_val,
+		 int *ret_pending_sig)
+{
+	*ret_pending_sig = 0;
+	return inject(as, tid, nr, args, ret_val, ret_pending_sig, NULL);
+}
+
 bool
 bp_aspace_in_scratch(const struct bp_aspace *as, uint64_t rip)
 {
@@ -854,6 +1001,8 @@ bp_aspace_scratch_fixup(const struct bp_aspace *as, uint64_t rip, uint64_t *ret_
 
 	if (!s)
 		return -ENOENT;
+	if (s->routine && rip >= s->routine && rip < s->routine + RING_LEN)
+		return -EAGAIN; /* appending an event: step it out through its pad */
 	off = rip - s->start;
 	bp = s->slots[off / BP_SLOT_SIZE];
 	if (!bp)

@@ -70,6 +70,10 @@ struct bp_insn {
 	 * them begins in the original and in the pad's body. */
 	uint8_t ninsn;
 	uint8_t insn_off[4], body_off[4];
+	/* PAD: where the displaced instructions begin in the slot (BP_PAD_BODY, or
+	 * BP_RING_PAD_BODY), and whether it is a ring pad (no stop: below). */
+	uint8_t body;
+	bool ring;
 };
 
 /*
@@ -85,13 +89,28 @@ int bp_insn_plan(const uint8_t *code, size_t size, uint64_t addr, uint64_t slot,
 bool bp_insn_needs_slot(const uint8_t *code, size_t size, uint64_t addr);
 
 /*
+ * A ring pad records its event without a stop: it calls the ring routine (ring.S) of its
+ * scratch region, which appends the event to the event ring (below), and goes on:
+ *
+ *	+0   lea -128(%rsp),%rsp   the red zone stays the caller's
+ *	+5   call routine
+ *	+10  lea 128(%rsp),%rsp
+ *	+18  the displaced instructions, relocated
+ *	     jmp *0(%rip); .quad entry + k
+ */
+#define BP_RING_PAD_CALL 5
+#define BP_RING_PAD_RET 10 /* the return address the routine sees: names the pad */
+#define BP_RING_PAD_BODY 18
+
+/*
  * Plans a jump pad for the function entry @addr (its original bytes in @code), running in the
  * slot at @slot: whole plain instructions (no branch, call or return) covering BP_PAD_MIN to
- * BP_PAD_MAX bytes. Returns 0, or -ENOTSUP when the entry does not begin that way, -ERANGE
- * when the slot is out of reach. The patch for the entry is bp_insn_pad_patch().
+ * BP_PAD_MAX bytes. With @routine (the ring routine of the slot's region), a ring pad, else a
+ * trapping one. Returns 0, or -ENOTSUP when the entry does not begin that way, -ERANGE when
+ * the slot is out of reach. The patch for the entry is bp_insn_pad_patch().
  */
 int bp_insn_plan_pad(const uint8_t *code, size_t size, uint64_t addr, uint64_t slot,
-		     struct bp_insn *ret_insn);
+		     uint64_t routine, struct bp_insn *ret_insn);
 /* The bytes that replace the entry: "jmp slot" and int3s over the rest of the displaced ones. */
 void bp_insn_pad_patch(const struct bp_insn *pad, uint64_t addr, uint64_t slot, uint8_t *ret_bytes);
 
@@ -287,6 +306,83 @@ int bp_aspace_unmap_scratch(struct bp_aspace *as, pid_t tid, int *ret_pending_si
  */
 int bp_breakpoint_resume(const struct bp_aspace *as, const struct bp_breakpoint *bp,
 			 struct user_regs_struct *regs);
+
+/* ---- The event ring (ring.S; the tracer creates, maps and drains it) ---- */
+
+/*
+ * A memfd region mapped shared in the tracer and in the target: this header (one page), then
+ * nslots slots of slot_size bytes. Ring pads append to it with no stop (ring.S); the tracer
+ * consumes committed slots. The offsets are ring.S's: change both together.
+ */
+#define BP_RING_HDR_SIZE 4096
+#define BP_RING_MAX_DECIDE 64
+#define BP_RING_SLOT_HEAD 128 /* a slot's fixed part; its stack copy follows */
+
+struct bp_ring_hdr {
+	uint64_t next;	  /* the next sequence number (lock xadd by the pads) */
+	uint64_t pad0[7]; /* its own cache line */
+	uint64_t drained; /* slots [0, drained) consumed: seq s waits while s - drained >= nslots */
+	uint64_t pad1[7];
+	uint64_t nslots, mask, slot_size, copy; /* set once; copy: stack bytes per slot (x 8) */
+	uint32_t trap_all; /* every event stops after its slot (BP_RING_TRAP_DECIDE) */
+	uint32_t ndecide;  /* decide[0..ndecide): return addresses whose events stop */
+	uint64_t pad2[3];
+	uint64_t decide[BP_RING_MAX_DECIDE];
+};
+
+struct bp_ring_slot {
+	uint64_t commit;   /* seq + 1, stored last; BP_RING_CONSUMED(seq) once the tracer took it */
+	uint64_t seq, tsc; /* rdtsc */
+	uint64_t pad;	   /* the return into the ring pad: which breakpoint */
+	uint64_t ret;	   /* [rsp] at the function entry: the caller's return address */
+	uint64_t rdi;	   /* the first argument (the object) */
+	uint64_t rsp, rbp, rbx, r12, r13, r14, r15; /* at the entry: where unwinding starts */
+	uint32_t tid;	   /* glibc's struct pthread tid (%fs:0x2d0) */
+	uint32_t stack_len; /* bytes of stack copied from rsp */
+	uint64_t reserved[2];
+	uint8_t stack[]; /* hdr->copy bytes */
+};
+
+/* The tracer's mark on a slot it took: ~seq, which no seq + 1 of a run can equal. */
+#define BP_RING_CONSUMED(seq) (~(uint64_t)(seq))
+
+enum bp_ring_trap {
+	BP_RING_TRAP_NONE,
+	BP_RING_TRAP_FULL,   /* no free slot: drain and resume (it looks again) */
+	BP_RING_TRAP_DECIDE, /* its slot is committed (rcx points to it): decide, then resume */
+};
+
+/*
+ * Ring pads from now on: pads planted in @as call the ring routine, which a scratch region gets
+ * (in existing regions with room, and in every new one) with @ring (the ring's address in the
+ * target) and @stack_hi (the end of the main thread's stack: stack copies stop there; 0 if
+ * unknown). Returns 0 or -errno.
+ */
+int bp_aspace_set_ring(struct bp_aspace *as, uint64_t ring, uint64_t stack_hi);
+/* The ring's address in this space, or 0. */
+uint64_t bp_aspace_ring(const struct bp_aspace *as);
+/* For a thread stopped by SIGTRAP at @rip (one past the int3): which ring trap, if any. */
+enum bp_ring_trap bp_aspace_ring_trap(const struct bp_aspace *as, uint64_t rip);
+/*
+ * For a thread in the ring routine waiting for room (nothing of its event written yet; it
+ * cannot go on before the tracer drains): its registers as they were at the function's entry
+ * (rip = the entry), for a signal's site. Returns 0, or -ENOENT when it is not waiting.
+ */
+int bp_aspace_ring_waiting(const struct bp_aspace *as, const struct user_regs_struct *regs,
+			   struct user_regs_struct *ret_entry);
+/*
+ * For a thread left waiting there after single-steps: the flags the routine saved (and will
+ * restore) lose the trap flag the kernel had set for the steps. 0, -ENOENT (not waiting), -errno.
+ */
+int bp_aspace_ring_clear_tf(const struct bp_aspace *as, const struct user_regs_struct *regs);
+/* The ring pad a slot's pad field (struct bp_ring_slot.pad) names, or NULL. */
+struct bp_breakpoint *bp_aspace_lookup_ring_pad(const struct bp_aspace *as, uint64_t pad_ret);
+/*
+ * Makes stopped thread @tid execute syscall @nr (as bp_inject_syscall(), at a gadget of the
+ * space: a scratch region's, or borrowed program text while none exists). Returns 0 or -errno.
+ */
+int bp_aspace_inject(struct bp_aspace *as, pid_t tid, long nr, const long args[6], long *ret_val,
+		     int *ret_pending_sig);
 
 /* ---- Syscall injection (inject.c) ---- */
 

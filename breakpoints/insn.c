@@ -214,7 +214,7 @@ bp_insn_plan(const uint8_t *code, size_t size, uint64_t addr, uint64_t slot,
 }
 
 int
-bp_insn_plan_pad(const uint8_t *code, size_t size, uint64_t addr, uint64_t slot,
+bp_insn_plan_pad(const uint8_t *code, size_t size, uint64_t addr, uint64_t slot, uint64_t routine,
 		 struct bp_insn *ret_insn)
 {
 	static const uint8_t head[BP_PAD_BODY] = {
@@ -223,6 +223,11 @@ bp_insn_plan_pad(const uint8_t *code, size_t size, uint64_t addr, uint64_t slot,
 		0xcc,			      /* int3 */
 		0x4c, 0x8b, 0x5c, 0x24, 0xf8, /* mov -0x8(%rsp),%r11 */
 	};
+	static const uint8_t ring_head[BP_RING_PAD_BODY] = {
+		0x48, 0x8d, 0x64, 0x24, 0x80,		      /* lea -0x80(%rsp),%rsp */
+		0xe8, 0, 0, 0, 0,			      /* call routine */
+		0x48, 0x8d, 0xa4, 0x24, 0x80, 0, 0, 0, /* lea 0x80(%rsp),%rsp */
+	};
 	struct bp_insn p;
 	size_t k = 0;
 	int r = 0;
@@ -230,8 +235,21 @@ bp_insn_plan_pad(const uint8_t *code, size_t size, uint64_t addr, uint64_t slot,
 	memset(&p, 0, sizeof(p));
 	p.kind = BP_RESUME_PAD;
 	p.cond = -1;
-	memcpy(p.code, head, sizeof(head));
-	p.code_len = BP_PAD_BODY;
+	if (routine) {
+		int64_t rel = (int64_t)(routine - (slot + BP_RING_PAD_RET));
+		int32_t rel32 = (int32_t)rel;
+
+		if (rel != rel32)
+			return -ERANGE;
+		memcpy(p.code, ring_head, sizeof(ring_head));
+		memcpy(p.code + BP_RING_PAD_CALL + 1, &rel32, 4);
+		p.body = BP_RING_PAD_BODY;
+		p.ring = true;
+	} else {
+		memcpy(p.code, head, sizeof(head));
+		p.body = BP_PAD_BODY;
+	}
+	p.code_len = p.body;
 	while (k < BP_PAD_MIN && r == 0) {
 		cs_insn *insn;
 
@@ -246,7 +264,7 @@ bp_insn_plan_pad(const uint8_t *code, size_t size, uint64_t addr, uint64_t slot,
 			r = relocate(insn, addr + k, slot + p.code_len, p.code + p.code_len);
 		if (r == 0) {
 			p.insn_off[p.ninsn] = (uint8_t)k;
-			p.body_off[p.ninsn] = (uint8_t)(p.code_len - BP_PAD_BODY);
+			p.body_off[p.ninsn] = (uint8_t)(p.code_len - p.body);
 			p.ninsn++;
 			p.code_len += insn->size;
 			k += insn->size;
@@ -255,15 +273,28 @@ bp_insn_plan_pad(const uint8_t *code, size_t size, uint64_t addr, uint64_t slot,
 	}
 	if (r < 0)
 		return r;
+	if (p.code_len + 14 > BP_SLOT_SIZE)
+		return -ENOTSUP;
 	p.len = (uint8_t)k;
 	p.code_len += put_abs_jmp(p.code + p.code_len, addr + k);
-	/* Places a signal or a detach may find a thread at, and where they are in the original. */
-	p.nfix = 5;
-	p.fix[0].off = 0, p.fix[0].orig = addr;
-	p.fix[1].off = 5, p.fix[1].orig = addr;
-	p.fix[2].off = BP_PAD_TRAP, p.fix[2].orig = addr;
-	p.fix[3].off = BP_PAD_BODY, p.fix[3].orig = addr, p.fix[3].trapped = true;
-	p.fix[4].off = (uint8_t)(p.code_len - 14), p.fix[4].orig = addr + k;
+	/*
+	 * Places a signal or a detach may find a thread at, and where they are in the original.
+	 * A ring pad has two: its start (nothing done yet) and its jump back. Anywhere else its
+	 * thread is stepped on (the event is being or has been appended: going back to the entry
+	 * would append it twice).
+	 */
+	if (p.ring) {
+		p.nfix = 2;
+		p.fix[0].off = 0, p.fix[0].orig = addr;
+		p.fix[1].off = (uint8_t)(p.code_len - 14), p.fix[1].orig = addr + k;
+	} else {
+		p.nfix = 5;
+		p.fix[0].off = 0, p.fix[0].orig = addr;
+		p.fix[1].off = 5, p.fix[1].orig = addr;
+		p.fix[2].off = BP_PAD_TRAP, p.fix[2].orig = addr;
+		p.fix[3].off = BP_PAD_BODY, p.fix[3].orig = addr, p.fix[3].trapped = true;
+		p.fix[4].off = (uint8_t)(p.code_len - 14), p.fix[4].orig = addr + k;
+	}
 	*ret_insn = p;
 	return 0;
 }

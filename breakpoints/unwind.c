@@ -39,6 +39,11 @@
  * sends libunwind wandering through memory stops here instead of costing milliseconds.
  */
 #define MAX_PAGE_READS 64
+/*
+ * A kept copy's unwind reads no target page from its rsp up to this far: the stack there has
+ * changed since the copy (a frame deeper than this beyond a 512-byte copy is not expected).
+ */
+#define STRICT_STACK_WINDOW (8ull << 20)
 /* Cached functions. Past this the cache is emptied and refilled (memory stays bounded). */
 #define MAX_CACHED 8192
 /*
@@ -84,6 +89,7 @@ struct call {
 	uint64_t stack_lo;
 	size_t stack_len;
 	bool gone;	 /* a read said the thread no longer exists */
+	bool strict;	 /* a kept copy: the stack beyond it has changed since, never read it */
 	bool in_find_pi; /* inside _UPT_find_proc_info: reads are of unwind tables */
 };
 
@@ -208,6 +214,10 @@ target_page(struct call *c, uint64_t page)
 		if (u->pages[i].addr == page)
 			return u->pages[i].readable ? u->pages[i].data : NULL;
 	if (c->gone || u->page_reads >= MAX_PAGE_READS)
+		return NULL;
+	/* Unwind tables are read from inside _UPT_find_proc_info; stack pages never are. */
+	if (c->strict && !c->in_find_pi && page + PAGE > c->stack_lo &&
+	    page < c->stack_lo + STRICT_STACK_WINDOW)
 		return NULL;
 	u->page_reads++;
 	if (u->npages < NPAGES)
@@ -587,11 +597,12 @@ bp_unwinder_flush(struct bp_unwinder *u)
 	}
 }
 
-int
-bp_unwind(struct bp_unwinder *u, pid_t tid, const struct user_regs_struct *regs, const void *stack,
-	  size_t stack_len, uint64_t *pcs, int max)
+static int
+unwind(struct bp_unwinder *u, pid_t tid, const struct user_regs_struct *regs, const void *stack,
+       size_t stack_len, bool strict, uint64_t *pcs, int max)
 {
-	struct call c = {.u = u, .tid = tid, .regs = regs, .stack_lo = regs ? regs->rsp : 0};
+	struct call c = {.u = u, .tid = tid, .regs = regs, .stack_lo = regs ? regs->rsp : 0,
+			 .strict = strict};
 	unw_cursor_t cursor;
 	int n = 0, r;
 
@@ -628,4 +639,20 @@ bp_unwind(struct bp_unwinder *u, pid_t tid, const struct user_regs_struct *regs,
 	}
 	active = NULL;
 	return n;
+}
+
+int
+bp_unwind(struct bp_unwinder *u, pid_t tid, const struct user_regs_struct *regs, const void *stack,
+	  size_t stack_len, uint64_t *pcs, int max)
+{
+	return unwind(u, tid, regs, stack, stack_len, false, pcs, max);
+}
+
+int
+bp_unwind_kept(struct bp_unwinder *u, pid_t tid, const struct user_regs_struct *regs,
+	       const void *stack, size_t stack_len, uint64_t *pcs, int max)
+{
+	if (!stack)
+		return -EINVAL;
+	return unwind(u, tid, regs, stack, stack_len, true, pcs, max);
 }

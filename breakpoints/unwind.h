@@ -75,3 +75,12 @@ int bp_stack_copy(pid_t tid, uint64_t sp, void *buf, size_t len);
  */
 int bp_unwind(struct bp_unwinder *u, pid_t tid, const struct user_regs_struct *regs,
 	      const void *stack, size_t stack_len, uint64_t *pcs, int max);
+
+/*
+ * As bp_unwind() from a copy kept with an event (@stack required), possibly long after: the
+ * thread has run on (or exited), so no stack memory beyond the copy is read (up to 8 MiB above
+ * regs->rsp): the frames it would need end the list. Unwind tables are still read from the
+ * target through @tid (any live thread of the process, or the process id).
+ */
+int bp_unwind_kept(struct bp_unwinder *u, pid_t tid, const struct user_regs_struct *regs,
+		   const void *stack, size_t stack_len, uint64_t *pcs, int max);

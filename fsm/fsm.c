@@ -600,6 +600,20 @@ fsm_next_deadline(const struct fsm *f)
 }
 
 bool
+fsm_active(struct fsm *f, uint64_t now)
+{
+	clamp_now(f, now);
+	act_prune(f);
+	return f->nact > 0 || f->stalled.head != NULL;
+}
+
+const char *
+fsm_constraint_site(const struct fsm *f, size_t i, bool after)
+{
+	return i < f->n ? (after ? f->c[i].after : f->c[i].before) : NULL;
+}
+
+bool
 fsm_thread_stalled(const struct fsm *f, uint32_t thread, uint64_t *ret_until)
 {
 	const struct thread *t = thread_find(f, thread);

@@ -170,6 +170,16 @@ size_t fsm_due(struct fsm *f, uint64_t now, uint32_t *ret_threads, size_t max);
  */
 uint64_t fsm_next_deadline(const struct fsm *f);
 
+/*
+ * Whether anything is going on at @now: an instance active (so its activator's events count,
+ * and A events may stall) or a thread stalled (so a wait of its holder's must be seen). When
+ * not, only events at loaded constraints' sites need a decision.
+ */
+bool fsm_active(struct fsm *f, uint64_t now);
+
+/* The B (@after false) or A site pattern of constraint @i; NULL when @i is out of range. */
+const char *fsm_constraint_site(const struct fsm *f, size_t i, bool after);
+
 /* Whether @thread is stalled; if so, and @ret_until is not NULL, *ret_until is when it is due. */
 bool fsm_thread_stalled(const struct fsm *f, uint32_t thread, uint64_t *ret_until);
 

@@ -41,6 +41,10 @@ hold(struct tracer *t, struct thread *th, int status)
 	const struct bp_breakpoint *bp;
 	if (sig == SIGTRAP && th->proc && th->proc->as &&
 	    ptrace(PTRACE_GETREGS, th->tid, 0, &regs) == 0 &&
+	    bp_aspace_ring_trap(th->proc->as, regs.rip) != BP_RING_TRAP_NONE)
+		return; /* past the ring routine's int3: it goes on from there (stepped out later) */
+	if (sig == SIGTRAP && th->proc && th->proc->as &&
+	    ptrace(PTRACE_GETREGS, th->tid, 0, &regs) == 0 &&
 	    (bp = bp_aspace_lookup_trap(th->proc->as, regs.rip)) != NULL) {
 		if (bp->insn.kind == BP_RESUME_PAD)
 			bp_pad_rewind(th->proc->as, bp, &regs);
@@ -92,15 +96,21 @@ stop_everyone(struct tracer *t)
 	}
 }
 
-/* Puts back a thread whose rip is inside a scratch slot. */
+/*
+ * Puts back a thread whose rip is inside a scratch slot. A thread waiting for room in the ring
+ * behind another one's unfinished slot gets out once that one is stepped out: @last is the
+ * second pass, which says what failed.
+ */
 static void
-leave_scratch(struct thread *th)
+leave_scratch(struct tracer *t, struct thread *th, bool last)
 {
 	struct user_regs_struct regs;
+	int r;
 
 	if (th->state != TS_HELD || ptrace(PTRACE_GETREGS, th->tid, 0, &regs) < 0)
 		return;
-	if (thread_leave_scratch(th, &regs) < 0)
+	r = thread_leave_scratch(t, th, &regs);
+	if (r < 0 && (last || r != -EBUSY))
 		log_msg("thread %d: cannot leave the scratch slot at %#llx", th->tid, regs.rip);
 }
 
@@ -199,8 +209,12 @@ detach_all(struct tracer *t)
 	for (struct thread *th = t->threads; th; th = th->next) {
 		th->hit_pending = has_pending_hit(th);
 		if (!th->hit_pending)
-			leave_scratch(th);
+			leave_scratch(t, th, false);
 	}
+	for (struct thread *th = t->threads; th; th = th->next)
+		if (!th->hit_pending)
+			leave_scratch(t, th, true);
+	ring_drain(t); /* the last events, before the ring goes */
 	for (struct process *p = t->procs; p; p = p->next) {
 		struct thread *hands = held_thread_of(t, p);
 		int pending = 0;
@@ -219,6 +233,9 @@ detach_all(struct tracer *t)
 		}
 		if (!hands)
 			continue; /* every thread in a group-stop: the region stays */
+		r = ring_unmap(t, p, hands->tid);
+		if (r < 0 && r != -ESRCH && !first)
+			first = r;
 		r = bp_aspace_unmap_scratch(p->as, hands->tid, &pending);
 		if (pending)
 			hands->pending_sig = pending;

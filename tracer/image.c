@@ -207,6 +207,15 @@ module_added(void *ctx, struct bp_aspace *as, struct bp_module *m)
 		m->build_id = strdup(bp_elf_build_id(elf));
 	c->m = m;
 	c->bias = m->base - bp_elf_first_vaddr(elf);
+	/* The event ring goes in before the first pad (every module is known by now). */
+	if (c->t->ring && c->p->record && !bp_aspace_ring(as) && !c->p->ring_failed) {
+		r = ring_map(c->t, c->p, c->tid);
+		if (r < 0) {
+			c->p->ring_failed = true;
+			log_msg("process %d: cannot map the event ring (%s): every event stops",
+				c->p->pid, strerror(-r));
+		}
+	}
 	bp_elf_foreach_func(elf, plant_symbol, c);
 	bp_elf_close(elf);
 	if (c->t->opt.npoints && !m->wildcard && c->p->record)
@@ -229,5 +238,7 @@ image_refresh(struct tracer *t, struct process *p, pid_t stopped_tid)
 		return r;
 	if (p->record)
 		report_unresolved(t, p);
+	if (t->fsm) /* the constraints' return addresses in the modules now loaded */
+		stall_refresh_decisions(t);
 	return c.planted;
 }

@@ -53,6 +53,11 @@ struct thread {
 	bool hit_pending;	/* detach: ran an int3 whose SIGTRAP is still pending ... */
 	uint64_t hit_rewind;	/* ... and goes back to this entry once it is swallowed */
 	bool hit_pad;		/* ... from a pad: r11 comes back from the red zone */
+	/* Its last event drained from the ring (ring.c), for a decision at its stop after it */
+	bool ring_fresh;
+	const struct site *ring_site;
+	enum model_event_kind ring_kind;
+	uint64_t ring_object;
 	struct thread *hnext;	/* tid hash chain */
 	struct thread *next;	/* list of all threads */
 	struct thread **pprev;
@@ -112,6 +117,7 @@ struct process {
 	struct bp_unwinder *unw;   /* created at the first unwind */
 	bool sym_stale;		   /* modules changed since they were created */
 	bool failed;		   /* a failure was reported: one per process */
+	bool ring_failed;	   /* the ring could not be mapped into this image: pads stop */
 	struct site_ref *sites[SITE_BUCKETS];
 	struct process *next;
 };
@@ -137,6 +143,11 @@ struct tracer {
 	size_t line_size;
 	unsigned frames, rpb_size; /* the options, defaults applied */
 	bool pads;		   /* jump pads at function entries (else int3s only) */
+	struct ring *ring;	   /* the event ring (ring.c), or NULL: every event stops */
+	bool ring_trap_all;	   /* ring_trap_all() */
+	bool decide_all;	   /* stall.c: every event needs a decision while constraints are loaded */
+	uint64_t ring_events, ring_stops; /* events from the ring; those that stopped to decide */
+	bool ring_busy;		   /* events wait in the ring: drain between stops, do not block */
 	struct rpb_ring *retired;  /* rings of exited threads, newest first */
 	unsigned nretired;
 	volatile sig_atomic_t tick; /* set by the periodic timer: time for the checks */
@@ -183,13 +194,57 @@ int image_refresh(struct tracer *t, struct process *p, pid_t stopped_tid);
 void site_free(struct site *s);
 struct site *site_of(struct tracer *t, struct process *p, const uint64_t *pcs, unsigned n,
 		     bool ret0);
+/* An event seen at a stop: the ring is drained first, so that the thread's order is kept. */
 void record_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 		  const struct site *site, uint64_t object);
+/* An event with its own timestamp (the ring's). */
+void record_event_at(struct tracer *t, struct thread *th, enum model_event_kind kind,
+		     const struct site *site, uint64_t object, uint64_t ns);
 /* The calling context of a stopped thread: pcs[0] = regs->rip, then its callers. Unwinds when
  * more than one frame is wanted; @stack/@stack_len: a copy of its stack top, or NULL. */
 unsigned capture_pcs(struct tracer *t, struct thread *th, const struct user_regs_struct *regs,
 		     const void *stack, size_t stack_len, uint64_t *pcs, unsigned max);
+/* The same from registers and a stack copy kept with an event (ring.c): no live read. */
+unsigned capture_kept_pcs(struct tracer *t, struct process *p, const struct user_regs_struct *regs,
+			  const void *stack, size_t stack_len, uint64_t *pcs, unsigned max);
 uint64_t now_ns(void);
+
+/*
+ * ring.c: the event ring. Events of ring pads are appended by the program itself, with no stop
+ * (DESIGN.md, "Where the time goes"); the tracer drains them at every stop and tick.
+ */
+struct ring;
+/* Creates the ring (a memfd mapped here); the tracer's images map it in ring_map(). */
+int ring_create(struct tracer *t);
+void ring_destroy(struct tracer *t);
+/* Maps the ring into process @p through stopped thread @tid, and has @p's pads use it. */
+int ring_map(struct tracer *t, struct process *p, pid_t tid);
+/* Unmaps it (detach), through stopped thread @tid. */
+int ring_unmap(struct tracer *t, struct process *p, pid_t tid);
+/* Turns every committed slot into its event (in sequence order); unfinished ones wait. */
+void ring_drain(struct tracer *t);
+/* The same for at most @max events (the loop's background draining). Returns how many. */
+size_t ring_drain_some(struct tracer *t, size_t max);
+/* After an exec that left no other process on the ring: slots whose writer died mid-way are
+ * dropped (else they would hold the ring). */
+void ring_forget_unfinished(struct tracer *t);
+/* A thread stopped at the ring routine's int3 (bp_aspace_ring_trap()): drains, decides, resumes
+ * (or keeps it stalled). */
+int ring_on_trap(struct tracer *t, struct thread *th, enum bp_ring_trap trap);
+/*
+ * For the stall code (tracer/stall.c, fsm decisions). A ring pad does not stop: a site whose
+ * event needs a decision must be named here, by the return address of its call (frame 0 of its
+ * site, as an absolute address in the process): such an event is appended, then its thread
+ * stops at the routine's decision int3, where ring_on_trap() calls stall_on_event() for it.
+ * The table holds up to BP_RING_MAX_DECIDE addresses and is shared by every traced process
+ * (an address of another process is a harmless extra stop); it replaces the previous one.
+ * Returns 0, -E2BIG (too many: use ring_trap_all()), -ENOTSUP without a ring (every event
+ * stops anyway). Meanwhile, while t->fsm is set (constraints loaded), every event stops
+ * (trap-all): correct, slower; a site needing its deeper frames to decide needs that too.
+ */
+int ring_set_decision_sites(struct tracer *t, const uint64_t *ret_addrs, size_t n);
+/* Every event of a ring pad stops after its slot (on), or only the decision sites (off). */
+void ring_trap_all(struct tracer *t, bool on);
 
 /* rpb.c */
 void rpb_append(struct tracer *t, struct thread *th, const struct rpb_entry *e);
@@ -223,6 +278,14 @@ void stall_thread_gone(struct tracer *t, struct thread *th);
 void stall_release_due(struct tracer *t);
 uint64_t stall_next_deadline(const struct tracer *t);
 void stall_fini(struct tracer *t);
+/*
+ * Only events that need a decision stop (DESIGN.md): those at the return address of a loaded
+ * constraint's B or A frame 0 (the ring's decision table, refreshed when modules change), and
+ * every event while an instance is active or a thread stalled. decide_all: a site that a table
+ * cannot name (a wildcard frame 0, too many), every event stops.
+ */
+void stall_refresh_decisions(struct tracer *t);
+void stall_update_trap(struct tracer *t);
 
 /* failure.c: detection; report.c: reports */
 bool failure_is_fatal(struct thread *th, int sig);
@@ -270,7 +333,7 @@ int loop_handle(struct tracer *t, pid_t tid, int status);
  * the entry again for the same call: noted in rehit_addr/rehit_sp. @regs are its registers,
  * updated. Returns 0 or -errno.
  */
-int thread_leave_scratch(struct thread *th, struct user_regs_struct *regs);
+int thread_leave_scratch(struct tracer *t, struct thread *th, struct user_regs_struct *regs);
 
 /* detach.c */
 int detach_all(struct tracer *t);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -159,6 +160,8 @@ on_exec(struct tracer *t, struct thread **thp)
 		return 1;
 	}
 	process_reset_image(p);
+	if (t->procs == p && !p->next)
+		ring_forget_unfinished(t); /* threads killed by the exec mid-append */
 	r = bp_aspace_create(p->pid, &as);
 	if (r < 0)
 		return r;
@@ -220,16 +223,19 @@ step(struct thread *th, struct user_regs_struct *regs)
 	return ptrace(PTRACE_GETREGS, th->tid, 0, regs) < 0 ? -errno : 0;
 }
 
-/* A pad's sequence is a handful of instructions: a bound against surprises. */
-#define MAX_PAD_STEPS 8
+/*
+ * A trap pad's sequence is a handful of instructions; the ring routine about 80, and one step
+ * per word of its stack copy: a bound against surprises.
+ */
+#define MAX_PAD_STEPS 512
 
 int
-thread_leave_scratch(struct thread *th, struct user_regs_struct *regs)
+thread_leave_scratch(struct tracer *t, struct thread *th, struct user_regs_struct *regs)
 {
 	struct process *p = th->proc;
 	uint64_t rip;
-	bool trapped;
-	int r = -ENOENT;
+	bool trapped, stepped = false;
+	int r = -ENOENT, full = 0;
 
 	if (!p || !p->as)
 		return 0;
@@ -240,10 +246,34 @@ thread_leave_scratch(struct thread *th, struct user_regs_struct *regs)
 		r = step(th, regs); /* the middle of a pad: no place in the original stands for it */
 		if (r < 0)
 			return r;
+		stepped = true;
+		if (bp_aspace_ring_trap(p->as, regs->rip) == BP_RING_TRAP_FULL) {
+			/*
+			 * It waits for room. A drain makes some, unless the oldest slot is another
+			 * thread's that is stopped mid-way itself (its stop not handled yet): then
+			 * this one stays where it is, and goes on waiting once resumed.
+			 */
+			ring_drain(t);
+			if (++full > 2) {
+				r = -EBUSY;
+				break;
+			}
+		}
 		r = -EAGAIN;
 	}
+	/*
+	 * The ring routine's pushf, stepped, saved the trap flag the kernel set for the step, and
+	 * its popf put it back: the kernel then takes it for the program's own and leaves it set.
+	 */
+	if (stepped)
+		regs->eflags &= ~0x100ull; /* TF */
+	if (r == -EBUSY) {
+		/* Stepped over the routine's pushf: its saved flags have the trap flag too. */
+		bp_aspace_ring_clear_tf(p->as, regs);
+		return ptrace(PTRACE_SETREGS, th->tid, 0, regs) < 0 ? -errno : r;
+	}
 	if (r == -ENOENT)
-		return 0; /* not in a slot */
+		return stepped && ptrace(PTRACE_SETREGS, th->tid, 0, regs) < 0 ? -errno : 0;
 	if (r < 0)
 		return r;
 	if (trapped) {
@@ -258,10 +288,19 @@ static int
 on_signal(struct tracer *t, struct thread *th, int sig)
 {
 	struct user_regs_struct regs;
+	int requeue = 0, r;
 
 	if (th->proc && ptrace(PTRACE_GETREGS, th->tid, 0, &regs) == 0) {
 		/* The signal frame must not hold a scratch address: detach would unmap it. */
-		thread_leave_scratch(th, &regs);
+		struct user_regs_struct entry;
+		if (thread_leave_scratch(t, th, &regs) == -EBUSY &&
+		    bp_aspace_ring_waiting(th->proc->as, &regs, &entry) == 0)
+			regs = entry; /* still waiting in the ring routine: its site is the entry's */
+		/* A signal met while it was stepped out was taken from it: it comes again. */
+		if (th->pending_sig) {
+			requeue = th->pending_sig;
+			th->pending_sig = 0;
+		}
 		if (th->proc->record) {
 			uint64_t stack[STACK_COPY / 8], pcs[TRACER_MAX_FRAMES];
 			int len = t->frames > 1 ? bp_stack_copy(th->tid, regs.rsp, stack, sizeof(stack))
@@ -275,7 +314,10 @@ on_signal(struct tracer *t, struct thread *th, int sig)
 				failure_on_signal(t, th, sig, &regs);
 		}
 	}
-	return thread_resume(t, th, sig);
+	r = thread_resume(t, th, sig);
+	if (requeue)
+		syscall(SYS_tgkill, th->proc ? th->proc->pid : th->tid, th->tid, requeue);
+	return r;
 }
 
 /*
@@ -382,6 +424,7 @@ on_breakpoint(struct tracer *t, struct thread *th, struct bp_breakpoint *bp,
 		if (p->record && !rehit)
 			t->ticks_pending++;
 	} else if (bp->tag == TAG_RBRK) {
+		ring_drain(t); /* events of a module about to go */
 		r = image_refresh(t, p, th->tid);
 		if (r < 0 && r != -ESRCH)
 			log_msg("process %d: cannot read its modules: %s", p->pid, strerror(-r));
@@ -405,6 +448,11 @@ on_trap(struct tracer *t, struct thread *th)
 
 	if (ptrace(PTRACE_GETREGS, th->tid, 0, &regs) < 0)
 		return errno == ESRCH ? 0 : -errno;
+	if (th->proc && th->proc->as) {
+		enum bp_ring_trap rt = bp_aspace_ring_trap(th->proc->as, regs.rip);
+		if (rt != BP_RING_TRAP_NONE)
+			return ring_on_trap(t, th, rt);
+	}
 	bp = th->proc && th->proc->as ? bp_aspace_lookup_trap(th->proc->as, regs.rip) : NULL;
 	if (!bp)
 		return on_signal(t, th, SIGTRAP); /* a real SIGTRAP: the program's */
@@ -434,6 +482,13 @@ loop_handle(struct tracer *t, pid_t tid, int status)
 	th->state = TS_HELD;
 	if (!th->proc)
 		return 0; /* an orphan's further stops: it stays held */
+	/*
+	 * Events appended since the last stop come first (this one may be an event, an exit, an
+	 * exec, a module change or a failure). A trap drains as it needs (on_trap): a full ring
+	 * only a part of it.
+	 */
+	if (stop != STOP_TRAP)
+		ring_drain(t);
 
 	switch (stop) {
 	case STOP_TRAP:

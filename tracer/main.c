@@ -31,6 +31,7 @@ enum {
 	OPT_HANG_TIMEOUT,
 	OPT_REPORT_DIR,
 	OPT_NO_PADS,
+	OPT_NO_RING,
 	OPT_RUNS,
 	OPT_SEED,
 	OPT_STATE_DIR,
@@ -92,6 +93,8 @@ usage(int status)
 		   "      --report-dir DIR  failure reports go to DIR (default\n"
 		   "                        $XDG_STATE_HOME/aviso/reports)\n"
 		   "      --no-pads         an int3 at every function entry: no jump pads\n"
+		   "      --no-ring         every event stops the thread (by default a jump pad\n"
+		   "                        appends its event to a shared ring, with no stop)\n"
 		   "      --constraints FILE  schedule constraints to apply, one per line:\n"
 		   "                        B-SITE A-SITE [DELAY-US]: after a thread runs B, another\n"
 		   "                        thread about to run A waits until the delay has passed\n"
@@ -356,6 +359,7 @@ main(int argc, char **argv)
 		{"hang-timeout", required_argument, NULL, OPT_HANG_TIMEOUT},
 		{"report-dir", required_argument, NULL, OPT_REPORT_DIR},
 		{"no-pads", no_argument, NULL, OPT_NO_PADS},
+		{"no-ring", no_argument, NULL, OPT_NO_RING},
 		{"runs", required_argument, NULL, OPT_RUNS},
 		{"seed", required_argument, NULL, OPT_SEED},
 		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
@@ -427,6 +431,9 @@ main(int argc, char **argv)
 			break;
 		case OPT_NO_PADS:
 			opt.no_pads = true;
+			break;
+		case OPT_NO_RING:
+			opt.no_ring = true;
 			break;
 		case OPT_RUNS:
 			ro.runs = number(optarg, "--runs", 1, 10000000);

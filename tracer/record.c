@@ -226,13 +226,41 @@ now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+unsigned
+capture_kept_pcs(struct tracer *t, struct process *p, const struct user_regs_struct *regs,
+		 const void *stack, size_t stack_len, uint64_t *pcs, unsigned max)
+{
+	int n;
+
+	(void)t;
+	pcs[0] = regs->rip;
+	if (max <= 1)
+		return 1;
+	if (!p->unw || p->sym_stale) {
+		if (!p->unw && bp_unwinder_create(p->pid, &p->unw) < 0)
+			return 1;
+		bp_unwinder_flush(p->unw);
+	}
+	/* Tables are read through the process id: the event's thread may be gone. */
+	n = bp_unwind_kept(p->unw, p->pid, regs, stack, stack_len, pcs, (int)max);
+	return n >= 1 ? (unsigned)n : 1;
+}
+
 void
 record_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 	     const struct site *s, uint64_t object)
 {
+	ring_drain(t);
+	record_event_at(t, th, kind, s, object, now_ns());
+}
+
+void
+record_event_at(struct tracer *t, struct thread *th, enum model_event_kind kind,
+		const struct site *s, uint64_t object, uint64_t ns)
+{
 	struct rpb_entry e = {
 		.seq = ++t->seq,
-		.ns = now_ns(),
+		.ns = ns,
 		.object = object,
 		.site = s,
 		.tid = th->tid,
@@ -330,6 +358,7 @@ tracer_print_summary(struct tracer *t, FILE *f)
 	for (int k = 0; k < MODEL_EV__COUNT; k++)
 		if (per_kind[k])
 			fprintf(f, "%10" PRIu64 "  %s\n", per_kind[k], model_event_kind_name(k));
-	fprintf(f, "%10" PRIu64 "  total\n", total);
+	fprintf(f, "%10" PRIu64 "  total, %" PRIu64 " of them without a stop\n", total,
+		t->ring_events - t->ring_stops);
 	free(rows);
 }

@@ -29,9 +29,12 @@ tracer_load_constraint_set(struct tracer *t, const struct fsm_constraint *c, siz
 		.release_after_events = t->opt.release_after < 0 ? TRACER_DEFAULT_RELEASE
 								 : (unsigned)t->opt.release_after,
 	};
+	int r;
 
 	stall_fini(t);
-	return n ? fsm_create(c, n, &opt, &t->fsm) : 0;
+	r = n ? fsm_create(c, n, &opt, &t->fsm) : 0;
+	stall_refresh_decisions(t);
+	return r;
 }
 
 int
@@ -200,6 +203,7 @@ stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 	if (r == FSM_STALL) {
 		th->stalled = true;
 		t->nstalled++;
+		stall_update_trap(t);
 		return true;
 	}
 	note_wait(t, th, kind, object);
@@ -207,6 +211,7 @@ stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 		th->in_a = site;
 	if (fs && fsm_site_activates(fs))
 		hold_threads_in_a(t, th);
+	stall_update_trap(t);
 	return false;
 }
 
@@ -254,12 +259,83 @@ stall_release_due(struct tracer *t)
 			}
 		}
 	} while (n == 64);
+	stall_update_trap(t);
 }
 
 uint64_t
 stall_next_deadline(const struct tracer *t)
 {
 	return t->fsm ? fsm_next_deadline(t->fsm) : 0;
+}
+
+/* Frame 0 of a site pattern, "prog+0x12d7<...": its module's name and offset. False for a
+ * wildcard frame or a bare address (nothing to name in a table of return addresses). */
+static bool
+frame0(const char *site, char *mod, size_t size, uint64_t *ret_off)
+{
+	const char *plus = strstr(site, "+0x"), *lt = strchr(site, '<');
+	char *end;
+
+	if (!plus || (lt && lt < plus) || (size_t)(plus - site) >= size)
+		return false;
+	memcpy(mod, site, (size_t)(plus - site));
+	mod[plus - site] = '\0';
+	*ret_off = strtoull(plus + 3, &end, 16);
+	return end != plus + 3 && (*end == '\0' || *end == '<');
+}
+
+/* Adds @addr to @v (n of them, at most BP_RING_MAX_DECIDE); false when full. */
+static bool
+add_unique(uint64_t *v, size_t *n, uint64_t addr)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (v[i] == addr)
+			return true;
+	if (*n == BP_RING_MAX_DECIDE)
+		return false;
+	v[(*n)++] = addr;
+	return true;
+}
+
+void
+stall_refresh_decisions(struct tracer *t)
+{
+	uint64_t addrs[BP_RING_MAX_DECIDE];
+	size_t n = 0;
+	bool all = false;
+
+	if (!t->fsm) {
+		ring_set_decision_sites(t, NULL, 0);
+		t->decide_all = false;
+		return;
+	}
+	/* The return address of each B and A site's frame 0, in every traced image. */
+	for (size_t i = 0; i < 2 * fsm_constraint_count(t->fsm) && !all; i++) {
+		const char *site = fsm_constraint_site(t->fsm, i / 2, i % 2);
+		char mod[256];
+		uint64_t off;
+
+		if (!frame0(site, mod, sizeof(mod), &off)) {
+			all = true;
+			break;
+		}
+		for (struct process *p = t->procs; p && !all; p = p->next)
+			for (const struct bp_module *m = p->as ? bp_aspace_modules(p->as) : NULL; m;
+			     m = m->next)
+				if (strcmp(m->name, mod) == 0 && !add_unique(addrs, &n, m->base + off))
+					all = true;
+	}
+	t->decide_all = all || ring_set_decision_sites(t, addrs, n) < 0;
+	stall_update_trap(t);
+}
+
+void
+stall_update_trap(struct tracer *t)
+{
+	bool on = t->fsm && (t->decide_all || fsm_active(t->fsm, now_ns()));
+
+	if (on != t->ring_trap_all)
+		ring_trap_all(t, on);
 }
 
 void

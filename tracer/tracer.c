@@ -42,6 +42,11 @@ tracer_create(const struct tracer_options *opt, struct tracer **ret_tracer)
 		free(t);
 		return -ENOMEM;
 	}
+	if (t->pads && !opt->no_ring) {
+		int r = ring_create(t);
+		if (r < 0)
+			log_msg("cannot create the event ring (%s): every event stops", strerror(-r));
+	}
 	*ret_tracer = t;
 	return 0;
 }
@@ -65,6 +70,7 @@ tracer_destroy(struct tracer *t)
 			site_free(s);
 		}
 	}
+	ring_destroy(t);
 	free(t->line);
 	free(t->point_found);
 	free(t->tick_found);
@@ -401,6 +407,7 @@ tracer_run(struct tracer *t, int *ret_status)
 		}
 		if (t->tick) {
 			t->tick = 0;
+			ring_drain(t); /* events of threads that have not stopped since */
 			failure_tick(t);
 			sample_check(t);
 		} else if (t->ticks_pending) {
@@ -409,7 +416,17 @@ tracer_run(struct tracer *t, int *ret_status)
 		stall_release_due(t);
 		if (!t->threads)
 			break;
-		tid = t->nstalled ? wait_stop_or_deadline(t, &status) : waitpid(-1, &status, __WALL);
+		if (t->ring_busy && !t->nstalled) {
+			/* Events wait in the ring: drain them while the program runs, between stops. */
+			tid = waitpid(-1, &status, __WALL | WNOHANG);
+			if (tid == 0) {
+				t->ring_busy = ring_drain_some(t, 256) > 0;
+				continue;
+			}
+		} else {
+			tid = t->nstalled ? wait_stop_or_deadline(t, &status)
+					  : waitpid(-1, &status, __WALL);
+		}
 		if (tid == 0)
 			continue;
 		if (tid < 0) {
@@ -424,6 +441,7 @@ tracer_run(struct tracer *t, int *ret_status)
 		if (r < 0)
 			break;
 	}
+	ring_drain(t);
 	stop_ticks();
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	sample_finish(t);

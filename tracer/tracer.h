@@ -53,6 +53,7 @@ struct tracer_options {
 	unsigned tick_every;	   /* --tick-every: a tick every N events (0: none) */
 	const struct bp_point *tick_at; /* --tick-at: a tick at each hit of these code points */
 	size_t ntick_at;
+	bool no_ring;	       /* --no-ring: pads stop the thread; no event ring */
 };
 
 #define TRACER_DEFAULT_FRAMES 5

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/trace/run.sh: issue 2's performance benchmark (see README.md in this folder).
 #
-#   bench/trace/run.sh [-r REPS] [-n PAIRS] [-k HITS] [-p same|none|all] [BUILD_DIR]
+#   bench/trace/run.sh [-r REPS] [-n PAIRS] [-k HITS] [-p same|none|all] [-a ARGS]... [BUILD_DIR]
 #
 # In one run, side by side, for 1 and 2 threads, repetition after repetition (interleaved, so
 # drift in the machine's load hits all columns alike):
@@ -18,12 +18,15 @@
 # child; aviso-trace and its program) to one CPU with taskset: stable figures, the ones to
 # compare; `none` leaves placement to the scheduler for all columns alike: what a user gets, but
 # bimodal on a 2-vCPU VM (a stop that wakes the tracer on the other CPU costs ~10 times more).
+# -a ARGS (repeatable): aviso-trace options; each -a is a variant measured side by side with
+# the others in every repetition (e.g. -a "--no-ring --frames 1" -a "--frames 1": the stop path
+# and the event ring). Without -a, one variant: the default options.
 # No randomness is involved (no seed). Until aviso-trace is built, its rows are skipped.
 set -uo pipefail
 
-reps=7 pairs=10000 hits=3000 places="same none" trace_args=""
+reps=7 pairs=10000 hits=3000 places="same none" variants=()
 usage() {
-	echo "usage: $0 [-r REPS] [-n PAIRS] [-k HITS] [-p same|none|all] [-a AVISO_ARGS] [BUILD_DIR]" >&2
+	echo "usage: $0 [-r REPS] [-n PAIRS] [-k HITS] [-p same|none|all] [-a AVISO_ARGS]... [BUILD_DIR]" >&2
 	exit 2
 }
 while getopts "r:n:k:p:a:h" opt; do
@@ -32,12 +35,14 @@ while getopts "r:n:k:p:a:h" opt; do
 	n) pairs=$OPTARG ;;
 	k) hits=$OPTARG ;;
 	p) case $OPTARG in same | none) places=$OPTARG ;; all) ;; *) usage ;; esac ;;
-	a) trace_args=$OPTARG ;; # extra aviso-trace options, e.g. "--frames 1"
+	a) variants+=("$OPTARG") ;; # aviso-trace options of one variant, e.g. "--frames 1"
 	*) usage ;;
 	esac
 done
 shift $((OPTIND - 1))
 [ $# -le 1 ] || usage
+[ ${#variants[@]} -gt 0 ] || variants=("")
+nv=${#variants[@]}
 [[ $reps =~ ^[1-9][0-9]*$ && $pairs =~ ^[1-9][0-9]*$ && $hits =~ ^[1-9][0-9]*$ ]] || usage
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -118,7 +123,9 @@ if [ -z "$aviso" ]; then
 	echo "# aviso-trace: not built (no tracer/aviso-trace in $build): its rows are SKIPPED;" \
 		"only the floor and the untraced runs are measured"
 else
-	echo "# aviso-trace: $aviso ${trace_args:+(options: $trace_args)}"
+	for ((v = 0; v < nv; v++)); do
+		echo "# aviso-trace variant $v: $aviso ${variants[$v]:-(default options)}"
+	done
 fi
 
 failed=0 # set by the first failure of aviso-trace; its later runs are skipped
@@ -135,33 +142,38 @@ for place in $places; do
 			un[$t]+="$(field wall_ns "$line") "
 			umem[$t]+="$(field maxrss_kb "$line") "
 			sum[$t]=$(field out "$line")
-			[ -n "$aviso" ] && [ $failed = 0 ] || continue
-			if line=$(measure "$aviso" $trace_args -o /dev/null -- "$bt/lockloop" "$pairs" "$t"); then
-				tr[$t]+="$(field wall_ns "$line") "
-				mem[$t]+="$(field maxrss_kb "$line") "
-				if [ "$(field out "$line")" != "${sum[$t]}" ]; then
-					echo "run.sh: traced checksum $(field out "$line") !=" \
-						"untraced ${sum[$t]}" >&2
+			for ((v = 0; v < nv; v++)); do
+				[ -n "$aviso" ] && [ $failed = 0 ] || continue
+				# shellcheck disable=SC2086 # the variant's options are words
+				if line=$(measure "$aviso" ${variants[$v]} -o /dev/null -- "$bt/lockloop" \
+					"$pairs" "$t"); then
+					tr[$v:$t]+="$(field wall_ns "$line") "
+					mem[$v:$t]+="$(field maxrss_kb "$line") "
+					if [ "$(field out "$line")" != "${sum[$t]}" ]; then
+						echo "run.sh: traced checksum $(field out "$line") !=" \
+							"untraced ${sum[$t]}" >&2
+						failed=1
+					fi
+				else
 					failed=1
 				fi
-			else
-				failed=1
-			fi
+			done
 		done
 	done
 
 	echo
 	echo "## placement $place${pin[*]:+ (${pin[*]})}: cost per event (ns), lock/unlock loop;" \
 		"medians of $reps, raw values below"
-	printf '%-8s %12s %14s %8s %13s %13s %11s %13s\n' threads floor_ns/hit aviso_ns/event \
-		ratio untraced_ms traced_ms untr_rss_kb traced_rss_kb
+	printf '%-8s %-28s %12s %14s %8s %13s %13s %11s %13s\n' threads variant floor_ns/hit \
+		aviso_ns/event ratio untraced_ms traced_ms untr_rss_kb traced_rss_kb
 	for t in 1 2; do
+	for ((v = 0; v < nv; v++)); do
 		events=$((2 * pairs * t + 2 * t))
 		f=$(median ${fl[$t]})
 		costs= ratios=
 		read -ra fa <<<"${fl[$t]}"
 		read -ra ua <<<"${un[$t]}"
-		read -ra ta <<<"${tr[$t]:-}"
+		read -ra ta <<<"${tr[$v:$t]:-}"
 		for ((i = 0; i < ${#ta[@]}; i++)); do
 			c=$(awk -v a="${ta[$i]}" -v b="${ua[$i]}" -v e="$events" \
 				'BEGIN { printf "%.0f", (a - b) / e }')
@@ -170,24 +182,25 @@ for place in $places; do
 		done
 		if [ $failed = 1 ]; then
 			c=FAILED ratio=- tm=FAILED m=FAILED costs= ratios=
-			tr[$t]= mem[$t]=
+			tr[$v:$t]= mem[$v:$t]=
 		elif [ -n "$costs" ]; then
 			c=$(median $costs)
 			ratio=$(awk -v c="$c" -v f="$f" 'BEGIN { printf "%.2f", c / f }')
-			tm=$(ms "$(median ${tr[$t]})")
-			m=$(median ${mem[$t]})
+			tm=$(ms "$(median ${tr[$v:$t]})")
+			m=$(median ${mem[$v:$t]})
 		else
 			c=skipped ratio=- tm=skipped m=skipped
 		fi
-		printf '%-8s %12s %14s %8s %13s %13s %11s %13s\n' "$t" "$f" "$c" "$ratio" \
-			"$(ms "$(median ${un[$t]})")" "$tm" "$(median ${umem[$t]})" "$m"
+		printf '%-8s %-28s %12s %14s %8s %13s %13s %11s %13s\n' "$t" "'${variants[$v]}'" "$f" \
+			"$c" "$ratio" "$(ms "$(median ${un[$t]})")" "$tm" "$(median ${umem[$t]})" "$m"
 		echo "  raw floor_ns/hit:   ${fl[$t]}"
 		echo "  raw untraced_ns:    ${un[$t]}"
-		echo "  raw traced_ns:      ${tr[$t]:--}"
+		echo "  raw traced_ns:      ${tr[$v:$t]:--}"
 		echo "  raw aviso_ns/event: ${costs:--}  ($events events per run)"
 		echo "  raw ratio:          ${ratios:--}"
-		echo "  raw traced_rss_kb:  ${mem[$t]:--}  (max of tracer and tracee;" \
+		echo "  raw traced_rss_kb:  ${mem[$v:$t]:--}  (max of tracer and tracee;" \
 			"untraced: ${umem[$t]})"
+	done
 	done
 done
 
@@ -201,7 +214,8 @@ for ((r = 1; r <= reps; r++)); do
 	line=$(measure "$bt/startup") || exit 1
 	su+="$(field startup_ns "$line") "
 	[ -n "$aviso" ] && [ $failed = 0 ] || continue
-	if line=$(measure "$aviso" $trace_args -- "$bt/startup"); then
+	# shellcheck disable=SC2086 # the last variant's options
+	if line=$(measure "$aviso" ${variants[$((nv - 1))]} -- "$bt/startup"); then
 		v=$(field startup_ns "$line")
 		if [ "$v" = - ]; then
 			echo "run.sh: traced startup printed no startup-ns line" >&2
@@ -222,7 +236,8 @@ elif [ -n "$st" ]; then
 else
 	ts=skipped delay=skipped
 fi
-echo "untraced $us   traced $ts   start-up delay (traced - untraced) $delay"
+echo "untraced $us   traced $ts   start-up delay (traced - untraced) $delay" \
+	"(variant $((nv - 1)): ${variants[$((nv - 1))]:-default options})"
 echo "  raw untraced_ns: $su"
 echo "  raw traced_ns:   ${st:--}"
 [ -n "$aviso" ] || echo "# aviso-trace rows skipped: not built yet"

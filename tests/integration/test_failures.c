@@ -279,6 +279,65 @@ START_TEST(crash_is_reported_with_its_past)
 }
 END_TEST
 
+/*
+ * Events that never stopped their thread (the event ring) are in the failure RPB: every lock
+ * and unlock of both bursts, in each thread's order, then the crash. With a ring of 4 slots
+ * too, where the bursts wait for drains all the time.
+ */
+START_TEST(crash_after_a_burst_keeps_every_event)
+{
+	const char *args[] = {"--", prog("burst"), NULL};
+	struct run r;
+
+	if (_i == 1)
+		ck_assert_int_eq(setenv("AVISO_RING_SLOTS", "4", 1), 0);
+	run_trace(&r, args);
+	ck_assert_msg(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGSEGV,
+		      "status %#x, stderr:\n%s", r.status, r.err);
+	ck_assert_msg(strstr(r.err, "SIGSEGV in thread 3"), "%s", r.err);
+
+	json_object *rep = the_report(), *rpb = get(rep, "rpb");
+	size_t n = json_object_array_length(rpb);
+	long last_seq = 0, locks[4] = {0}, unlocks[4] = {0}, other[4] = {0};
+	const char *want[4] = {NULL, NULL, "mutex_lock", "mutex_lock"};
+
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(rpb, i);
+		long seq = json_object_get_int64(get(e, "seq"));
+		const char *kind = str(e, "kind");
+		int th = num(e, "thread");
+
+		ck_assert_int_gt(seq, last_seq);
+		last_seq = seq;
+		ck_assert(th >= 1 && th <= 3);
+		if (th >= 2 && strcmp(kind, "signal") != 0) {
+			ck_assert_msg(strcmp(kind, want[th]) == 0, "thread %d: seq %ld is %s, not %s",
+				      th, seq, kind, want[th]);
+			want[th] = strcmp(kind, "mutex_lock") == 0 ? "mutex_unlock" : "mutex_lock";
+		}
+		if (strcmp(kind, "mutex_lock") == 0)
+			locks[th]++;
+		else if (strcmp(kind, "mutex_unlock") == 0)
+			unlocks[th]++;
+		else
+			other[th]++;
+	}
+	/* main: 2 creates and 2 joins (the second one's entry may come after the crash); each
+	 * burst 300 pairs; thread 3 ends on its SIGSEGV */
+	ck_assert_msg(other[1] == 3 || other[1] == 4, "main: %ld events", other[1]);
+	ck_assert_int_eq(locks[2], 300);
+	ck_assert_int_eq(unlocks[2], 300);
+	ck_assert_int_eq(other[2], 0);
+	ck_assert_int_eq(locks[3], 300);
+	ck_assert_int_eq(unlocks[3], 300);
+	ck_assert_int_eq(other[3], 1);
+	json_object *lastev = json_object_array_get_idx(rpb, n - 1);
+	ck_assert_str_eq(str(lastev, "kind"), "signal");
+	ck_assert_int_eq(num(lastev, "thread"), 3);
+	json_object_put(rep);
+}
+END_TEST
+
 START_TEST(crash_with_an_unreadable_stack)
 {
 	const char *args[] = {"--", prog("badstack"), NULL};
@@ -773,6 +832,61 @@ START_TEST(constraint_holds_a_thread_already_blocked_in_a)
 }
 END_TEST
 
+/* The site of the first @kind event in an -o file. */
+static void
+first_site(const char *events, const char *kind, char *site, size_t size)
+{
+	char buf[8192];
+	FILE *f = fopen(events, "r");
+
+	ck_assert_ptr_nonnull(f);
+	site[0] = '\0';
+	while (!site[0] && fgets(buf, sizeof(buf), f)) {
+		json_object *e = json_tokener_parse(buf);
+		if (strcmp(str(e, "kind"), kind) == 0)
+			snprintf(site, size, "%s", str(e, "site"));
+		json_object_put(e);
+	}
+	fclose(f);
+	ck_assert_msg(site[0], "no %s event in %s", kind, events);
+}
+
+START_TEST(only_constraint_sites_stop)
+{
+	/* ticker: 2000 lock/unlock events in its worker. A constraint on main's create (B) and
+	 * join (A) names none of them: they go through the event ring without a stop, but
+	 * for the few that come while the instance is active (1 ms after the create). */
+	char events[300], path[300], b[2048], a[2048];
+	unsigned long long total, free_of_stops;
+	struct run r;
+	FILE *f;
+
+	snprintf(events, sizeof(events), "%s/events", tmpdir);
+	const char *args[] = {"--no-model", "-o", events, "--", prog("ticker"), "1000", "0", NULL};
+	run_trace(&r, args);
+	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+	first_site(events, "thread_create", b, sizeof(b));
+	first_site(events, "thread_join", a, sizeof(a));
+	snprintf(path, sizeof(path), "%s/constraints", tmpdir);
+	f = fopen(path, "w");
+	fprintf(f, "%s %s\n", b, a);
+	fclose(f);
+	const char *with[] = {"-c", "--constraints", path, "--", prog("ticker"), "1000", "0", NULL};
+	run_trace(&r, with);
+	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+	const char *line = strstr(r.err, " total, ");
+	ck_assert_msg(line, "no -c total in:\n%s", r.err);
+	while (line > r.err && line[-1] != '\n')
+		line--;
+	ck_assert_int_eq(sscanf(line, "%llu total, %llu of them without a stop", &total,
+				&free_of_stops), 2);
+	ck_assert_uint_eq(total, 2002);
+	ck_assert_msg(free_of_stops >= 1900, "%llu of %llu events without a stop", free_of_stops,
+		      total);
+	ck_assert_msg(free_of_stops < total, "the constraint's own sites stopped nothing");
+}
+END_TEST
+
 START_TEST(constraints_file_errors)
 {
 	char path[300];
@@ -967,6 +1081,7 @@ failures_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, crash_is_reported_with_its_past);
 	tcase_add_test(tc, crash_with_an_unreadable_stack);
+	tcase_add_loop_test(tc, crash_after_a_burst_keeps_every_event, 0, 2);
 	tcase_add_test(tc, deadlock_is_reported_with_its_cycle);
 	tcase_add_test(tc, lost_wakeup_is_a_hang);
 	tcase_add_test(tc, nonzero_exit_is_a_failure_when_asked);
@@ -989,6 +1104,7 @@ failures_suite(void)
 	tcase_add_test(cons, constraint_that_would_deadlock_is_cut_short);
 	tcase_add_test(cons, constraint_released_after_the_activators_next_event);
 	tcase_add_test(cons, constraint_holds_a_thread_already_blocked_in_a);
+	tcase_add_test(cons, only_constraint_sites_stop);
 	tcase_add_test(cons, constraints_file_errors);
 	tcase_add_test(cons, ticks_every_n_events_and_at_a_line);
 	tcase_add_test(cons, samples_are_held_and_dropped_on_failure);

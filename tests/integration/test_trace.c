@@ -1116,6 +1116,88 @@ START_TEST(sigstorm_handlers_run)
 }
 END_TEST
 
+/* ---- the event ring: a tiny one, full at once; and the stops it replaces -------------------------- */
+
+/* Every build once with a ring of 2 slots: nearly every event waits for a drain (a stop at the
+ * ring routine's int3), and the counts, threads, sites and signals are still exact. */
+START_TEST(ring_full_counts_exact)
+{
+	struct events evs;
+
+	ck_assert_int_eq(setenv("AVISO_RING_SLOTS", "2", 1), 0);
+	counts_run_once(counts_builds[_i], 100, &evs);
+	events_free(&evs);
+}
+END_TEST
+
+/*
+ * Each thread's events keep their order, whatever drained them when: with a ring of 8 slots,
+ * 4 workers locking and unlocking while signals land among them, in the ring routine too. Per
+ * worker the calls alternate lock, unlock (its signals anywhere between), 2 x SS_LOCKS of them;
+ * seq increases strictly over the whole -o stream (events_load checks it).
+ */
+START_TEST(ring_keeps_each_threads_order)
+{
+	char *prog = prog_path("sigstorm"), *out = tmp_path("sigstorm-ring.jsonl");
+	const char *opts[] = {"-o", out, NULL};
+	const char *argv[] = {prog, NULL};
+	struct proc p;
+	struct events evs;
+	long got[PK__COUNT];
+
+	ck_assert_int_eq(setenv("AVISO_RING_SLOTS", "8", 1), 0);
+	trace_run(&p, opts, argv);
+	ASSERT_EXIT(&p, 0, "sigstorm");
+	ck_assert_msg(has_line(&p.out, "sigstorm: ok"), "sigstorm: stdout: %s", buf_tail(&p.out));
+	events_load(&evs, out);
+	count_kinds(&evs, NULL, NULL, got);
+	assert_counts(got, sigstorm_expected, false, "sigstorm, ring of 8");
+	for (int64_t t = 2; t <= 1 + SS_WORKERS; t++) {
+		long calls = 0;
+		int want = PK_MUTEX_LOCK;
+
+		for (size_t i = 0; i < evs.n; i++) {
+			const struct event *e = &evs.v[i];
+			if (e->thread != t || e->kind == PK_SIGNAL)
+				continue;
+			ck_assert_msg(e->kind == want, "thread %lld: seq %lld is %s, expected %s",
+				      (long long)t, (long long)e->seq, prog_kind_names[e->kind],
+				      prog_kind_names[want]);
+			want = want == PK_MUTEX_LOCK ? PK_MUTEX_UNLOCK : PK_MUTEX_LOCK;
+			calls++;
+		}
+		ck_assert_msg(calls == 2 * SS_LOCKS, "thread %lld: %ld calls, expected %d",
+			      (long long)t, calls, 2 * SS_LOCKS);
+	}
+	events_free(&evs);
+	proc_free(&p);
+	free(out);
+	free(prog);
+}
+END_TEST
+
+/* --no-ring: every event stops, as before the ring; the same counts. */
+START_TEST(no_ring_counts_exact)
+{
+	char *prog = prog_path("counts-pie-O2"), *out = tmp_path("counts-noring.jsonl");
+	const char *opts[] = {"--no-ring", "-o", out, NULL};
+	const char *argv[] = {prog, NULL};
+	struct proc p;
+	struct events evs;
+	long got[PK__COUNT];
+
+	trace_run(&p, opts, argv);
+	ASSERT_EXIT(&p, 0, "counts --no-ring");
+	events_load(&evs, out);
+	count_kinds(&evs, NULL, NULL, got);
+	assert_counts(got, counts_expected, false, "counts --no-ring");
+	events_free(&evs);
+	proc_free(&p);
+	free(out);
+	free(prog);
+}
+END_TEST
+
 /* ---- SIGSTOP and SIGCONT from outside ------------------------------------------------------------- */
 
 static bool
@@ -1616,6 +1698,9 @@ main(void)
 	tcase_add_test(tc, forkexec_not_followed);
 	tcase_add_test(tc, forkexec_followed);
 	tcase_add_test(tc, sigstorm_handlers_run);
+	tcase_add_loop_test(tc, ring_full_counts_exact, 0, 4);
+	tcase_add_test(tc, ring_keeps_each_threads_order);
+	tcase_add_test(tc, no_ring_counts_exact);
 	tcase_add_test(tc, stop_and_continue);
 
 	tc = tcase(s, "attach", 300);

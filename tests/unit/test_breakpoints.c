@@ -146,7 +146,7 @@ START_TEST(pad_plans)
 	uint64_t back;
 	int32_t rel;
 
-	ck_assert_int_eq(bp_insn_plan_pad(lock, 16, ADDR, slot, &p), 0);
+	ck_assert_int_eq(bp_insn_plan_pad(lock, 16, ADDR, slot, 0, &p), 0);
 	ck_assert_int_eq(p.kind, BP_RESUME_PAD);
 	ck_assert_uint_eq(p.len, 5);
 	ck_assert_uint_eq(p.ninsn, 2);
@@ -159,9 +159,9 @@ START_TEST(pad_plans)
 	memcpy(&rel, patch + 1, 4);
 	ck_assert_uint_eq(ADDR + 5 + (uint64_t)(int64_t)rel, slot);
 
-	ck_assert_int_eq(bp_insn_plan_pad(spin, 16, ADDR, slot, &p), -ENOTSUP);
+	ck_assert_int_eq(bp_insn_plan_pad(spin, 16, ADDR, slot, 0, &p), -ENOTSUP);
 
-	ck_assert_int_eq(bp_insn_plan_pad(riprel, 16, ADDR, slot, &p), 0);
+	ck_assert_int_eq(bp_insn_plan_pad(riprel, 16, ADDR, slot, 0, &p), 0);
 	memcpy(&rel, p.code + BP_PAD_BODY + 3, 4);
 	ck_assert_int_eq(rel, 0x100 - 0x10000 - BP_PAD_BODY); /* the same target, from the body */
 	ck_assert_uint_eq(slot + BP_PAD_BODY + 7 + (uint64_t)(int64_t)rel, ADDR + 7 + 0x100);
@@ -538,6 +538,133 @@ START_TEST(mem_errors)
 }
 END_TEST
 
+/* ---- The ring routine (ring.S), run for real in this process ---- */
+
+extern const uint8_t bp_ring_routine[], bp_ring_routine_end[], bp_ring_data[];
+
+/*
+ * ring_call(stub, regs): loads rax rbx rcx rdx rsi rdi rbp r8..r15 from regs[0..14] (in that
+ * order), sets CF, calls @stub (a ring pad's head followed by ret), and stores the registers
+ * and the flags (regs[15]) back. r11 carries the stub's address: it is not compared.
+ */
+__asm__(".text\n"
+	".globl ring_call\n"
+	"ring_call:\n"
+	"	push %rbx; push %rbp; push %r12; push %r13; push %r14; push %r15\n"
+	"	push %rsi\n"
+	"	mov %rdi, %r11\n"
+	"	mov 0(%rsi), %rax; mov 8(%rsi), %rbx; mov 16(%rsi), %rcx; mov 24(%rsi), %rdx\n"
+	"	mov 48(%rsi), %rbp; mov 56(%rsi), %r8; mov 64(%rsi), %r9; mov 72(%rsi), %r10\n"
+	"	mov 88(%rsi), %r12; mov 96(%rsi), %r13; mov 104(%rsi), %r14\n"
+	"	mov 112(%rsi), %r15; mov 40(%rsi), %rdi; mov 32(%rsi), %rsi\n"
+	"	stc\n"
+	"	call *%r11\n"
+	"	pushfq\n"
+	"	push %rsi\n"
+	"	mov 16(%rsp), %rsi\n"
+	"	pop 32(%rsi)\n"
+	"	pop 120(%rsi)\n"
+	"	mov %rax, 0(%rsi); mov %rbx, 8(%rsi); mov %rcx, 16(%rsi); mov %rdx, 24(%rsi)\n"
+	"	mov %rdi, 40(%rsi); mov %rbp, 48(%rsi); mov %r8, 56(%rsi); mov %r9, 64(%rsi)\n"
+	"	mov %r10, 72(%rsi); mov %r12, 88(%rsi); mov %r13, 96(%rsi); mov %r14, 104(%rsi)\n"
+	"	mov %r15, 112(%rsi)\n"
+	"	add $8, %rsp\n"
+	"	pop %r15; pop %r14; pop %r13; pop %r12; pop %rbp; pop %rbx\n"
+	"	ret\n");
+void ring_call(const void *stub, uint64_t *regs);
+
+static struct bp_ring_hdr *trap_hdr;
+static int traps;
+
+static void
+on_full(int sig)
+{
+	(void)sig;
+	traps++;
+	trap_hdr->drained++; /* the tracer's drain, as seen by the waiting pad */
+}
+
+/*
+ * A pad's head (lea, call, lea) then ret, the routine, and a ring of two slots with 64 bytes of
+ * stack copy: every register and CF come back unchanged, the slot holds the event, and a full
+ * ring waits at its int3 until "drained" moves (here a SIGTRAP handler moves it).
+ */
+START_TEST(ring_routine_appends_and_preserves)
+{
+	const size_t len = (size_t)(bp_ring_routine_end - bp_ring_routine);
+	const size_t slot_size = BP_RING_SLOT_HEAD + 64;
+	uint8_t *code = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *ring = calloc(1, BP_RING_HDR_SIZE + 2 * slot_size);
+	struct bp_ring_hdr *h = (struct bp_ring_hdr *)ring;
+	const uint64_t routine = (uint64_t)(uintptr_t)code + 64, consts[2] = {(uintptr_t)ring, 0};
+	uint64_t regs[16], want[16];
+	struct bp_ring_slot *sl;
+	int32_t rel;
+
+	ck_assert_ptr_ne(code, MAP_FAILED);
+	ck_assert_ptr_nonnull(ring);
+	/* the pad's head as bp_insn_plan_pad() makes it, then ret instead of the body */
+	static const uint8_t head[] = {0x48, 0x8d, 0x64, 0x24, 0x80, 0xe8, 0, 0, 0, 0,
+				       0x48, 0x8d, 0xa4, 0x24, 0x80, 0, 0, 0, 0xc3};
+	memcpy(code, head, sizeof(head));
+	rel = (int32_t)(routine - ((uint64_t)(uintptr_t)code + BP_RING_PAD_RET));
+	memcpy(code + BP_RING_PAD_CALL + 1, &rel, 4);
+	memcpy(code + 64, bp_ring_routine, len);
+	memcpy(code + 64 + (bp_ring_data - bp_ring_routine), consts, sizeof(consts));
+	h->nslots = 2, h->mask = 1, h->slot_size = slot_size, h->copy = 64;
+
+	for (int i = 0; i < 15; i++)
+		regs[i] = 0x1111111111111111ull * (uint64_t)(i + 1);
+	regs[9] = 0; /* r11: the stub's address */
+	memcpy(want, regs, sizeof(want));
+	ring_call(code, regs);
+	for (int i = 0; i < 15; i++)
+		if (i != 9)
+			ck_assert_msg(regs[i] == want[i], "register %d: %#llx, not %#llx", i,
+				      (unsigned long long)regs[i], (unsigned long long)want[i]);
+	ck_assert(regs[15] & 1); /* CF */
+	ck_assert(!(regs[15] & 0x100)); /* no TF */
+
+	sl = (struct bp_ring_slot *)(ring + BP_RING_HDR_SIZE);
+	ck_assert_uint_eq(h->next, 1);
+	ck_assert_uint_eq(sl->commit, 1);
+	ck_assert_uint_eq(sl->seq, 0);
+	ck_assert_uint_eq(sl->rdi, want[5]);
+	ck_assert_uint_eq(sl->rbx, want[1]);
+	ck_assert_uint_eq(sl->rbp, want[6]);
+	ck_assert_uint_eq(sl->r15, want[14]);
+	ck_assert_uint_eq(sl->pad, (uint64_t)(uintptr_t)code + BP_RING_PAD_RET);
+	ck_assert_int_eq((int)sl->tid, (int)gettid());
+	ck_assert_uint_eq(sl->stack_len, 64);
+	uint64_t first;
+	memcpy(&first, sl->stack, 8);
+	ck_assert_uint_eq(first, sl->ret); /* [rsp] at the entry is the return address */
+	ck_assert_uint_ne(sl->tsc, 0);
+
+	/* Full: seq 2 needs drained >= 1; the int3 stops it until the handler moves it. */
+	h->next = 2;
+	trap_hdr = h;
+	signal(SIGTRAP, on_full);
+	ring_call(code, regs);
+	signal(SIGTRAP, SIG_DFL);
+	ck_assert_int_eq(traps, 1);
+	ck_assert_uint_eq(((struct bp_ring_slot *)(ring + BP_RING_HDR_SIZE))->commit, 3);
+
+	/* trap_all: committed, then the decision int3 */
+	h->trap_all = 1;
+	traps = 0;
+	h->drained = 2;
+	signal(SIGTRAP, on_full);
+	ring_call(code, regs);
+	signal(SIGTRAP, SIG_DFL);
+	ck_assert_int_eq(traps, 1);
+	ck_assert_uint_eq(((struct bp_ring_slot *)(ring + BP_RING_HDR_SIZE + slot_size))->commit, 4);
+	munmap(code, 4096);
+	free(ring);
+}
+END_TEST
+
 static Suite *
 breakpoints_suite(void)
 {
@@ -552,6 +679,7 @@ breakpoints_suite(void)
 	tcase_add_test(plans, plan_refusals);
 	tcase_add_test(plans, relocated_copy_runs);
 	tcase_add_test(plans, conditions_from_flags);
+	tcase_add_test(plans, ring_routine_appends_and_preserves);
 	tcase_add_test(plans, pad_plans);
 	tcase_add_test(plans, jumps_back_to_the_entry);
 	tcase_add_test(files, elf_symbols_and_build_id);
