@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/avoid/run.sh: issue 5's measurement of failure avoidance (see README.md in this folder).
 #
-#   bench/avoid/run.sh [-n RUNS] [-s SEED] [-o OUTDIR] [-B BUILD_DIR] [-j] [SAMPLE...]
+#   bench/avoid/run.sh [-n RUNS] [-s SEED] [-o OUTDIR] [-B BUILD_DIR] [-j] [-x "ARGS"] [SAMPLE...]
 #
 # For each sample, two series of RUNS runs (default 1000) of `aviso-trace --runs RUNS`, each
 # with a fresh state directory (an empty model) and the same seed:
@@ -18,6 +18,7 @@
 #
 # SAMPLE defaults to every sample whose bug is an atomicity or an order violation (the bugs Aviso
 # avoids; samples/README.md), slowest last; deadlock_abba is left out (a deadlock is neither).
+# -x adds ARGS to every aviso-trace command (e.g. -x "--delay-us 5000").
 # -j runs a sample's two series at the same time (half the wall time; on 2 CPUs they compete
 # with each other, alike for both); by default they run one after the other, niced.
 # SEED defaults to a random one, printed: `-s SEED` repeats the choices of a series (the
@@ -31,18 +32,19 @@ order="order_init order_exit cxx_dcl lost_wakeup"
 default_samples="atom_ptr order_init order_exit points_flag cxx_map cxx_workq double_free refcount
 	rwlock_dup lost_update aba_stack cxx_dcl lost_wakeup"
 
-runs=1000 seed="" outdir="" build="" parallel=0
+runs=1000 seed="" outdir="" build="" parallel=0 xargs=""
 usage() {
-	echo "usage: $0 [-n RUNS] [-s SEED] [-o OUTDIR] [-B BUILD_DIR] [-j] [SAMPLE...]" >&2
+	echo "usage: $0 [-n RUNS] [-s SEED] [-o OUTDIR] [-B BUILD_DIR] [-j] [-x ARGS] [SAMPLE...]" >&2
 	exit 2
 }
-while getopts "n:s:o:B:jh" opt; do
+while getopts "n:s:o:B:jx:h" opt; do
 	case $opt in
 	n) runs=$OPTARG ;;
 	s) seed=$OPTARG ;;
 	o) outdir=$OPTARG ;;
 	B) build=$OPTARG ;;
 	j) parallel=1 ;;
+	x) xargs=$OPTARG ;;
 	*) usage ;;
 	esac
 done
@@ -113,6 +115,8 @@ series() {
 	rm -rf "$pre.state" "$pre.reports" "$pre.jsonl"
 	mkdir -p "$pre.reports"
 	[ "$kind" = base ] && extra+=(--no-avoid)
+	# shellcheck disable=SC2206 # -x ARGS: split on spaces on purpose
+	[ -n "$xargs" ] && extra+=($xargs)
 	[ -f "$root/samples/$s.points" ] && extra+=(--points "$root/samples/$s.points")
 	# --hang-timeout: lost_wakeup's failure is a hang; --fail-on-exit: rwlock_dup's is exit 2.
 	local cmd=(nice "$aviso" --runs "$runs" --seed "$seed" --state-dir "$pre.state"
