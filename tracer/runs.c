@@ -255,10 +255,11 @@ one_run(struct backend *be, const struct model_program *prog, const struct trace
 	if (opt->summary)
 		tracer_print_summary(t, stderr);
 
-	bool failed;
-	const struct model_event *rpb;
-	size_t n;
-	tracer_outcome(t, &failed, &rpb, &n);
+	bool failed = false;
+	const struct model_event *rpb = NULL;
+	size_t n = 0;
+	if (tracer_outcome(t, &failed, &rpb, &n) < 0) /* out of memory: the outcome, no RPB */
+		n = 0, rpb = NULL;
 	k->runs++;
 	k->failures += failed;
 	k->baseline_runs += nids == 0;
@@ -268,7 +269,7 @@ one_run(struct backend *be, const struct model_program *prog, const struct trace
 	 * before its sample was taken gives its final RPB instead, or short programs would never
 	 * teach the model which orders are normal.
 	 */
-	if (plan && !failed && n > 0 && tracer_samples_sent(t) == 0) {
+	if (plan && !failed && n > 0 && opt->samples > 0 && tracer_samples_sent(t) == 0) {
 		int e = be->ops->correct(be, plan->run, rpb, n);
 		if (e < 0)
 			log_msg("the model did not take the sample of run %s: %s", plan->run,

@@ -114,9 +114,9 @@ tracer_outcome(struct tracer *t, bool *ret_failed, const struct model_event **re
 			free(v);
 		}
 	}
+	*ret_failed = t->failures > 0; /* known even when the RPB is not */
 	if (r < 0)
 		return r;
-	*ret_failed = t->failures > 0;
 	*ret_rpb = t->outcome_rpb;
 	*ret_n = t->outcome_rpb_n;
 	return 0;
