@@ -264,6 +264,8 @@ void sample_check(struct tracer *t);
 void sample_finish(struct tracer *t);
 /* One more event (for --tick-every). */
 void sample_count_event(struct tracer *t);
+/* The next number of the splitmix64 stream @state. */
+uint64_t splitmix64(uint64_t *state);
 /* A time drawn uniformly from [0.1 s, 20 s], in ns, from the splitmix64 stream @state. */
 uint64_t sample_draw_delay(uint64_t *state);
 

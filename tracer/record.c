@@ -198,6 +198,19 @@ site_of(struct tracer *t, struct process *p, const uint64_t *pcs, unsigned n, bo
 	return s;
 }
 
+/* The process's unwinder, created at first use and flushed when its modules changed; NULL when
+ * it cannot be made (events then have frame 0 only). */
+static struct bp_unwinder *
+unwinder(struct process *p)
+{
+	if (!p->unw || p->sym_stale) {
+		if (!p->unw && bp_unwinder_create(p->pid, &p->unw) < 0)
+			return NULL;
+		bp_unwinder_flush(p->unw);
+	}
+	return p->unw;
+}
+
 unsigned
 capture_pcs(struct tracer *t, struct thread *th, const struct user_regs_struct *regs,
 	    const void *stack, size_t stack_len, uint64_t *pcs, unsigned max)
@@ -206,13 +219,8 @@ capture_pcs(struct tracer *t, struct thread *th, const struct user_regs_struct *
 	int n;
 
 	pcs[0] = regs->rip;
-	if (max <= 1)
+	if (max <= 1 || !unwinder(p))
 		return 1;
-	if (!p->unw || p->sym_stale) {
-		if (!p->unw && bp_unwinder_create(p->pid, &p->unw) < 0)
-			return 1;
-		bp_unwinder_flush(p->unw);
-	}
 	n = bp_unwind(p->unw, th->tid, regs, stack, stack_len, pcs, (int)max);
 	return n >= 1 ? (unsigned)n : 1;
 }
@@ -234,13 +242,8 @@ capture_kept_pcs(struct tracer *t, struct process *p, const struct user_regs_str
 
 	(void)t;
 	pcs[0] = regs->rip;
-	if (max <= 1)
+	if (max <= 1 || !unwinder(p))
 		return 1;
-	if (!p->unw || p->sym_stale) {
-		if (!p->unw && bp_unwinder_create(p->pid, &p->unw) < 0)
-			return 1;
-		bp_unwinder_flush(p->unw);
-	}
 	/* Tables are read through the process id: the event's thread may be gone. */
 	n = bp_unwind_kept(p->unw, p->pid, regs, stack, stack_len, pcs, (int)max);
 	return n >= 1 ? (unsigned)n : 1;

@@ -86,15 +86,13 @@ progress(const struct tally *k, unsigned total, const struct model_plan *plan)
 	fflush(stderr);
 }
 
-/* splitmix64: run @i's seed from the series seed. */
+/* Run @i's seed: the (i + 1)th number of the series seed's splitmix64 stream. */
 static uint64_t
 run_seed(uint64_t series, unsigned i)
 {
-	uint64_t z = series + (uint64_t)(i + 1) * 0x9e3779b97f4a7c15ULL;
+	uint64_t state = series + (uint64_t)i * 0x9e3779b97f4a7c15ULL;
 
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
+	return splitmix64(&state);
 }
 
 static void

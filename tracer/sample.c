@@ -19,9 +19,8 @@
 #define SAMPLE_MIN_NS 100000000ULL	 /* 0.1 s */
 #define SAMPLE_SPAN_NS 19900000000ULL /* up to 20 s */
 
-/* splitmix64 over the tracer's sample stream. */
-static uint64_t
-next_random(uint64_t *state)
+uint64_t
+splitmix64(uint64_t *state)
 {
 	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
 
@@ -33,7 +32,7 @@ next_random(uint64_t *state)
 uint64_t
 sample_draw_delay(uint64_t *state)
 {
-	return SAMPLE_MIN_NS + next_random(state) % (SAMPLE_SPAN_NS + 1);
+	return SAMPLE_MIN_NS + splitmix64(state) % (SAMPLE_SPAN_NS + 1);
 }
 
 void
@@ -72,15 +71,24 @@ send_held(struct tracer *t)
 	drop_held(t);
 }
 
+/* Hands over the ticks counted since the last time. */
+static void
+hand_ticks(struct tracer *t)
+{
+	const struct tracer_hooks *h = t->opt.hooks;
+
+	if (h && h->tick)
+		for (; t->ticks_pending; t->ticks_pending--)
+			h->tick(h->ctx);
+}
+
 void
 sample_check(struct tracer *t)
 {
 	const struct tracer_hooks *h = t->opt.hooks;
 	uint64_t now = now_ns();
 
-	if (h && h->tick)
-		for (; t->ticks_pending; t->ticks_pending--)
-			h->tick(h->ctx);
+	hand_ticks(t);
 	if (!h || !h->sample)
 		return;
 	if (t->failures) { /* a failure happened meanwhile: no sample any more */
@@ -107,9 +115,7 @@ sample_finish(struct tracer *t)
 {
 	const struct tracer_hooks *h = t->opt.hooks;
 
-	if (h && h->tick)
-		for (; t->ticks_pending; t->ticks_pending--)
-			h->tick(h->ctx);
+	hand_ticks(t);
 	/* The run ended within the hold: nothing failed meanwhile if nothing failed at all. */
 	if (t->sample_held && !t->failures && h && h->sample)
 		send_held(t);
