@@ -169,6 +169,9 @@ bool model_stat_baseline_known(uint64_t runs, uint64_t failures);
 
 #define SELECT_BASE_SHARE_EARLY 0.10
 #define SELECT_BASE_SHARE_LATE 0.01
+/* Under MODEL_BASELINE_CONTENDER, a class needs a contender before the share falls when it
+ * holds at least this share of the failures. */
+#define SELECT_MAJOR_CLASS 0.10
 #define SELECT_EXPLOIT_SHARE 0.75
 /* Strength (in runs) of the Beta prior centred on the baseline rate: weak, so a few runs of a
  * constraint move it. */
@@ -186,12 +189,14 @@ struct sel_con {
 
 struct sel_class {
 	uint32_t id;
+	uint64_t failures; /* the class's failures */
 	size_t n;
 	struct sel_con *c; /* sorted by rank, highest first (thompson-max stops early) */
 };
 
 struct sel_input {
 	enum model_selector selector;
+	enum model_baseline_rule baseline;
 	uint64_t base_runs, base_failures;
 	size_t n_classes;
 	const struct sel_class *classes;
@@ -203,6 +208,8 @@ struct sel_input {
  * @ret_choice has n_classes entries. Deterministic in @rng's state.
  */
 bool model_select_run(const struct sel_input *in, struct prng *rng, long *ret_choice);
+/* The share of baseline runs @in's rule gives now: SELECT_BASE_SHARE_EARLY or _LATE. */
+double model_select_base_share(const struct sel_input *in);
 /* Index of the best effective constraint of @c (lowest rate, then most runs), or -1. */
 long model_select_best_effective(const struct sel_class *c);
 /* The selector's deterministic weight of a constraint (what the stats page shows). */
@@ -321,6 +328,12 @@ uint64_t model_now_ns(void);
 /* Loads program @prog's classes and constraints with their ranks, by rank in each class. */
 int model_snap_load(struct store_txn *t, uint32_t prog, struct snap *s);
 void model_snap_fini(struct snap *s);
+/*
+ * The selector's view of @s (NULL: an empty model) under @o: @in, whose classes point into
+ * @classes (s->n_classes entries, at least 1) and into @s.
+ */
+void model_snap_sel_input(const struct snap *s, const struct model_options *o,
+			  struct sel_class *classes, struct sel_input *in);
 /* Drops a reference to heap snapshot @s (NULL is fine); frees it with the last one. */
 void model_snap_put(struct model *m, struct snap *s);
 /*

@@ -535,6 +535,7 @@ program_json(const struct model_program_stats *ps)
 	json_object *chart = json_object_new_object();
 	bool ok = o && classes && base && chart &&
 		  add(base, "known", json_object_new_boolean(ps->baseline_known)) &&
+		  add(base, "share", json_object_new_double(ps->baseline_share)) &&
 		  add(chart, "baseline", curve_json(&ps->baseline_curve)) &&
 		  add(chart, "constrained", curve_json(&ps->constrained_curve));
 
@@ -913,6 +914,7 @@ parse_program_stats(json_object *o, struct model_program_stats *ps)
 	    parse_group(o, "baseline", &ps->baseline_runs, &ps->baseline_failures, &base) < 0 ||
 	    field_double(base, "rate", &ps->baseline_rate) < 0 ||
 	    field_bool(base, "known", &ps->baseline_known) < 0 ||
+	    field_double(base, "share", &ps->baseline_share) < 0 ||
 	    parse_group(o, "constrained", &ps->constrained_runs, &ps->constrained_failures,
 			&cons) < 0 ||
 	    field(o, "classes", json_type_array, &arr) < 0)

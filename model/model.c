@@ -24,6 +24,7 @@ model_options_init(struct model_options *opts)
 	    .intervening_rule = true,
 	    .delay_us = 1000,
 	    .selector = MODEL_SELECT_DEFAULT,
+	    .baseline = MODEL_BASELINE_DEFAULT,
 	    .class_similarity = 0.8,
 	    .map_size = (size_t)64 << 20,
 	    .no_sync = false,
@@ -44,6 +45,7 @@ model_open(const char *dir, const struct model_options *opts, struct model **ret
 	else
 		model_options_init(&m->opt);
 	if (m->opt.window < 2 || (unsigned)m->opt.selector >= MODEL_SELECT__COUNT ||
+	    (unsigned)m->opt.baseline >= MODEL_BASELINE__COUNT ||
 	    !(m->opt.class_similarity >= 0 && m->opt.class_similarity <= 1)) {
 		free(m);
 		return -EINVAL;
@@ -220,17 +222,8 @@ start_choose(struct start_ctx *c, uint64_t seed)
 		free(classes);
 		return -ENOMEM;
 	}
-	for (size_t k = 0; k < n; k++)
-		classes[k] = (struct sel_class){.id = c->snap->classes[k].id,
-						.n = c->snap->classes[k].n,
-						.c = c->snap->classes[k].c};
-	struct sel_input in = {
-	    .selector = c->m->opt.selector,
-	    .base_runs = c->snap ? c->snap->meta.base_runs : 0,
-	    .base_failures = c->snap ? c->snap->meta.base_fail : 0,
-	    .n_classes = n,
-	    .classes = classes,
-	};
+	struct sel_input in;
+	model_snap_sel_input(c->snap, &c->m->opt, classes, &in);
 	model_prng_seed(&rng, seed);
 	c->baseline = model_select_run(&in, &rng, c->choice);
 	free(classes);

@@ -42,6 +42,29 @@ enum model_selector {
 
 #define MODEL_SELECT_DEFAULT MODEL_SELECT_THOMPSON_MAX
 
+/*
+ * When the share of baseline runs (no constraint) falls from 10% to 1% (AVISO.md section 5).
+ */
+enum model_baseline_rule {
+	/* AVISO.md: once the baseline failure rate is known within +/-5 points at 95%. At a
+	 * 30% rate that takes ~340 baseline runs, ~3400 runs: a series of 1000 keeps ~100
+	 * unprotected runs, so no series can fail less than a tenth as often as no avoidance. */
+	MODEL_BASELINE_PAPER,
+	/* The same, or as soon as every failure class holding at least 10% of the failures (and
+	 * having candidates) has a contender: the baseline is then known well enough to tell a
+	 * constraint that helps. It rises back to 10% when a contender stops being one. The
+	 * default (server/README.md has the simulation's figures). */
+	MODEL_BASELINE_CONTENDER,
+	MODEL_BASELINE__COUNT
+};
+
+#define MODEL_BASELINE_DEFAULT MODEL_BASELINE_CONTENDER
+
+/* "paper", "contender"; "?" out of range. */
+const char *model_baseline_name(enum model_baseline_rule rule);
+/* Returns 0, or -EINVAL for an unknown name (*ret untouched). */
+int model_baseline_parse(const char *name, enum model_baseline_rule *ret);
+
 /* "paper", "thompson", "thompson-max"; "?" out of range. */
 const char *model_selector_name(enum model_selector sel);
 /* Returns 0, or -EINVAL for an unknown name (*ret_sel untouched). */
@@ -53,6 +76,7 @@ struct model_options {
 	bool intervening_rule; /* paper's rule: no event of e_i's thread between e_i and e_j */
 	unsigned delay_us;     /* delay served with each constraint; 1000 */
 	enum model_selector selector;
+	enum model_baseline_rule baseline; /* when the baseline share falls to 1% */
 	double class_similarity; /* a failure joins a class at or above this similarity; 0.8 */
 	size_t map_size;	 /* initial LMDB map size in bytes (it grows on demand); 64 MiB */
 	bool no_sync;		 /* skip fsync at commit: survives kill -9, not a power cut */
@@ -177,6 +201,7 @@ struct model_program_stats {
 	uint64_t ticks, correct_samples;
 	double baseline_rate; /* failures / runs, 0 without runs */
 	bool baseline_known;  /* within +/-5% at 95%: the baseline share falls to 1% */
+	double baseline_share; /* of the runs started now: 0.10 or 0.01 (the baseline rule) */
 	size_t n_classes;
 	struct model_class_stats *classes;
 	size_t n_constraints, n_contenders;

@@ -37,6 +37,66 @@ model_selector_parse(const char *name, enum model_selector *ret_sel)
 	return -EINVAL;
 }
 
+const char *
+model_baseline_name(enum model_baseline_rule rule)
+{
+	switch (rule) {
+	case MODEL_BASELINE_PAPER:
+		return "paper";
+	case MODEL_BASELINE_CONTENDER:
+		return "contender";
+	default:
+		return "?";
+	}
+}
+
+int
+model_baseline_parse(const char *name, enum model_baseline_rule *ret)
+{
+	for (int i = 0; i < MODEL_BASELINE__COUNT; i++) {
+		if (strcmp(name, model_baseline_name((enum model_baseline_rule)i)) == 0) {
+			*ret = (enum model_baseline_rule)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/*
+ * MODEL_BASELINE_CONTENDER's condition: every class with candidates that holds at least
+ * SELECT_MAJOR_CLASS of the failures of such classes has an effective constraint (baseline runs
+ * do nothing for a class without candidates) (a single odd failure must
+ * not keep the share at 10% forever). False when no class has candidates.
+ */
+static bool
+major_classes_have_contenders(const struct sel_input *in)
+{
+	uint64_t total = 0;
+	bool any = false;
+
+	for (size_t k = 0; k < in->n_classes; k++)
+		total += in->classes[k].n ? in->classes[k].failures : 0;
+	for (size_t k = 0; k < in->n_classes; k++) {
+		const struct sel_class *c = &in->classes[k];
+		if (c->n == 0 || (double)c->failures < SELECT_MAJOR_CLASS * (double)total)
+			continue;
+		if (model_select_best_effective(c) < 0)
+			return false;
+		any = true;
+	}
+	return any;
+}
+
+double
+model_select_base_share(const struct sel_input *in)
+{
+	if (model_stat_baseline_known(in->base_runs, in->base_failures))
+		return SELECT_BASE_SHARE_LATE;
+	if (in->baseline == MODEL_BASELINE_CONTENDER && major_classes_have_contenders(in))
+		return SELECT_BASE_SHARE_LATE;
+	return SELECT_BASE_SHARE_EARLY;
+}
+
 double
 model_select_base_rate(uint64_t base_runs, uint64_t base_failures)
 {
@@ -190,10 +250,7 @@ model_select_run(const struct sel_input *in, struct prng *rng, long *ret_choice)
 	/* Nothing learned yet: every run is a baseline run. */
 	if (!any)
 		return true;
-	double share = model_stat_baseline_known(in->base_runs, in->base_failures)
-			   ? SELECT_BASE_SHARE_LATE
-			   : SELECT_BASE_SHARE_EARLY;
-	if (model_prng_unit(rng) < share)
+	if (model_prng_unit(rng) < model_select_base_share(in))
 		return true;
 	for (size_t k = 0; k < in->n_classes; k++) {
 		const struct sel_class *c = &in->classes[k];

@@ -430,6 +430,27 @@ constraint_stats(struct store_txn *t, enum model_selector sel, const struct snap
 	return 0;
 }
 
+void
+model_snap_sel_input(const struct snap *s, const struct model_options *o,
+		     struct sel_class *classes, struct sel_input *in)
+{
+	size_t n = s ? s->n_classes : 0;
+
+	for (size_t k = 0; k < n; k++)
+		classes[k] = (struct sel_class){.id = s->classes[k].id,
+						.failures = s->classes[k].failures,
+						.n = s->classes[k].n,
+						.c = s->classes[k].c};
+	*in = (struct sel_input){
+	    .selector = o->selector,
+	    .baseline = o->baseline,
+	    .base_runs = s ? s->meta.base_runs : 0,
+	    .base_failures = s ? s->meta.base_fail : 0,
+	    .n_classes = n,
+	    .classes = classes,
+	};
+}
+
 static int
 program_stats(struct store_txn *t, struct model *m, uint32_t num, const char *id, const char *path,
 	      struct model_program_stats *ps)
@@ -456,6 +477,15 @@ program_stats(struct store_txn *t, struct model *m, uint32_t num, const char *id
 	ps->correct_samples = mt->correct;
 	ps->baseline_rate = mt->base_runs ? (double)mt->base_fail / (double)mt->base_runs : 0;
 	ps->baseline_known = model_stat_baseline_known(mt->base_runs, mt->base_fail);
+	struct sel_class *selc = calloc(s.n_classes ? s.n_classes : 1, sizeof(*selc));
+	if (!selc) {
+		r = -ENOMEM;
+		goto leave;
+	}
+	struct sel_input in;
+	model_snap_sel_input(&s, &m->opt, selc, &in);
+	ps->baseline_share = model_select_base_share(&in);
+	free(selc);
 	ps->classes = calloc(s.n_classes ? s.n_classes : 1, sizeof(*ps->classes));
 	if (!ps->classes) {
 		r = -ENOMEM;

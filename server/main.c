@@ -25,6 +25,10 @@ usage(FILE *f)
 		"  --threads N           HTTP thread pool size (default %d)\n"
 		"  --max-body BYTES      largest request body (default %zu)\n"
 		"  --selector NAME       paper, thompson, thompson-max (default %s)\n"
+		"  --baseline-rule NAME  when baseline runs fall from 10%% to 1%% of runs: paper\n"
+		"                        (the baseline rate known within 5 points) or contender\n"
+		"                        (that, or a contender in every major failure class;\n"
+		"                        default %s)\n"
 		"  --seed N              master seed of the run seeds (default: random, printed)\n"
 		"  --window N            pair window in events (default 10)\n"
 		"  --no-intervening-rule count pairs across events of the first thread\n"
@@ -36,6 +40,7 @@ usage(FILE *f)
 		"  -v, --verbose         log every request\n",
 		SERVER_DEFAULT_PORT, SERVER_DEFAULT_BIND, SERVER_DEFAULT_THREADS,
 		SERVER_DEFAULT_MAX_BODY, model_selector_name(MODEL_SELECT_DEFAULT),
+		model_baseline_name(MODEL_BASELINE_DEFAULT),
 		SERVER_DEFAULT_REFRESH_S, SERVER_DEFAULT_SNAPSHOT_MS);
 }
 
@@ -88,7 +93,8 @@ main(int argc, char **argv)
 		O_DELAY,
 		O_NO_SYNC,
 		O_REFRESH,
-		O_SNAPSHOT
+		O_SNAPSHOT,
+		O_BASELINE
 	};
 	static const struct option opts[] = {
 	    {"port", required_argument, NULL, O_PORT},
@@ -98,6 +104,7 @@ main(int argc, char **argv)
 	    {"threads", required_argument, NULL, O_THREADS},
 	    {"max-body", required_argument, NULL, O_MAX_BODY},
 	    {"selector", required_argument, NULL, O_SELECTOR},
+	    {"baseline-rule", required_argument, NULL, O_BASELINE},
 	    {"seed", required_argument, NULL, O_SEED},
 	    {"window", required_argument, NULL, O_WINDOW},
 	    {"no-intervening-rule", no_argument, NULL, O_NO_RULE},
@@ -140,6 +147,12 @@ main(int argc, char **argv)
 		case O_SELECTOR:
 			if (model_selector_parse(optarg, &cfg.model.selector) < 0) {
 				fprintf(stderr, "aviso-server: unknown selector '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case O_BASELINE:
+			if (model_baseline_parse(optarg, &cfg.model.baseline) < 0) {
+				fprintf(stderr, "aviso-server: unknown baseline rule '%s'\n", optarg);
 				return 2;
 			}
 			break;
@@ -208,10 +221,11 @@ main(int argc, char **argv)
 		return 1;
 	}
 	fprintf(stderr,
-		"aviso-server: listening on http://%s%s%s:%u store %s selector %s seed %" PRIu64
+		"aviso-server: listening on http://%s%s%s:%u store %s selector %s baseline rule %s seed %" PRIu64
 		"\n",
 		strchr(cfg.bind, ':') ? "[" : "", cfg.bind, strchr(cfg.bind, ':') ? "]" : "",
-		server_port(srv), cfg.db, model_selector_name(cfg.model.selector), cfg.model.seed);
+		server_port(srv), cfg.db, model_selector_name(cfg.model.selector),
+		model_baseline_name(cfg.model.baseline), cfg.model.seed);
 	int sig = 0;
 	sigwait(&stop, &sig);
 	fprintf(stderr, "aviso-server: %s, stopping\n", strsignal(sig));

@@ -157,11 +157,12 @@ program_html(struct buf *b, const struct model_program_stats *ps)
 	buf_puts(b, "</code></small></h2>");
 	buf_printf(b,
 		   "<p>Baseline: <b>%" PRIu64 "</b> failures in <b>%" PRIu64 "</b> runs "
-		   "(rate %.3f, %s). With constraints: %" PRIu64 " failures in %" PRIu64
+		   "(rate %.3f, %s; baseline runs now %.0f%% of runs). With constraints: %" PRIu64 " failures in %" PRIu64
 		   " runs (rate %.3f). Runs started %" PRIu64 ", ended %" PRIu64 ", open %" PRIu64
 		   "; ticks %" PRIu64 "; correct-run samples %" PRIu64 ".</p>",
 		   ps->baseline_failures, ps->baseline_runs, ps->baseline_rate,
-		   ps->baseline_known ? "known within &plusmn;5%" : "still measured at 10% of runs",
+		   ps->baseline_known ? "known within &plusmn;5 points" : "not yet known within &plusmn;5 points",
+		   100 * ps->baseline_share,
 		   ps->constrained_failures, ps->constrained_runs,
 		   ps->constrained_runs
 		       ? (double)ps->constrained_failures / (double)ps->constrained_runs

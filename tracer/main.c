@@ -36,6 +36,7 @@ enum {
 	OPT_SEED,
 	OPT_STATE_DIR,
 	OPT_NO_AVOID,
+	OPT_BASELINE_RULE,
 	OPT_NO_MODEL,
 	OPT_RELEASE_AFTER,
 	OPT_SAMPLES,
@@ -119,6 +120,10 @@ usage(int status)
 		   "                        (default $XDG_STATE_HOME/aviso, else\n"
 		   "                        ~/.local/state/aviso)\n"
 		   "      --no-avoid        report outcomes, never load constraints\n"
+		   "      --baseline-rule R when the embedded model's baseline runs fall from\n"
+		   "                        10%% to 1%%: paper (the baseline rate known within 5\n"
+		   "                        points) or contender (that, or a contender in every\n"
+		   "                        major failure class; the default)\n"
 		   "      --no-model        no model at all: a pure trace\n"
 		   "      --samples N       correct-run samples per run (default 1): the events\n"
 		   "                        kept at a time drawn from 0.1-20 s after the start, sent\n"
@@ -364,6 +369,7 @@ main(int argc, char **argv)
 		{"seed", required_argument, NULL, OPT_SEED},
 		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
 		{"no-avoid", no_argument, NULL, OPT_NO_AVOID},
+		{"baseline-rule", required_argument, NULL, OPT_BASELINE_RULE},
 		{"no-model", no_argument, NULL, OPT_NO_MODEL},
 		{"runs-log", required_argument, NULL, OPT_RUNS_LOG},
 		{"constraints", required_argument, NULL, OPT_CONSTRAINTS},
@@ -382,7 +388,7 @@ main(int argc, char **argv)
 		.samples = 1,
 		.sample_hold_ns = 5000000000ULL,
 	};
-	struct tracer_runs_options ro = {.runs = 1};
+	struct tracer_runs_options ro = {.runs = 1, .baseline_rule = MODEL_BASELINE_DEFAULT};
 	bool no_model = false;
 	const char *runs_log = NULL, *server = NULL, *why;
 	const char *output = NULL, *points_path = NULL, *constraints = NULL;
@@ -452,6 +458,14 @@ main(int argc, char **argv)
 			break;
 		case OPT_NO_AVOID:
 			ro.no_avoid = true;
+			break;
+		case OPT_BASELINE_RULE:
+			if (model_baseline_parse(optarg, &ro.baseline_rule) < 0) {
+				fprintf(stderr,
+					"aviso-trace: --baseline-rule: '%s' is not paper or contender\n",
+					optarg);
+				return 2;
+			}
 			break;
 		case OPT_NO_MODEL:
 			no_model = true;

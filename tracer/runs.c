@@ -314,6 +314,7 @@ tracer_runs(const struct tracer_options *opt, const struct tracer_runs_options *
 		seed = now_ns() ^ ((uint64_t)getpid() << 32);
 	model_options_init(&mo);
 	mo.seed = seed;
+	mo.baseline = ro->baseline_rule;
 	if (ro->delay_us)
 		mo.delay_us = ro->delay_us;
 	if (!ro->no_model && ro->server) {

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "breakpoints/points.h"
+#include "model/model.h"
 
 struct tracer;
 struct model_event;
@@ -126,6 +127,7 @@ struct tracer_runs_options {
 	bool no_model;		/* no model at all (constraints come from a file, or none) */
 	const char *constraints; /* --constraints FILE, loaded into every run */
 	unsigned delay_us;	/* --delay-us (0: the default, 1000) */
+	enum model_baseline_rule baseline_rule; /* the embedded model's (a server has its own) */
 	bool have_seed;		/* --seed S: every choice of the model repeatable (else random) */
 	uint64_t seed;
 	FILE *runs_log;		/* --runs-log: one JSON line per run (caller's), or NULL */

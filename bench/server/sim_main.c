@@ -2,7 +2,8 @@
  * aviso-sim: the selector simulation side by side (server/README.md has its figures).
  * In-process on a fresh store per (selector, seed), or through a running server (--url).
  *
- *   aviso-sim [--runs 400] [--seeds 1-8] [--selector NAME|all] [--url http://HOST:PORT]
+ *   aviso-sim [--runs 400] [--seeds 1-8] [--selector NAME|all] [--baseline-rule NAME|all]
+ *             [--url http://HOST:PORT]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,18 +18,19 @@
 
 /* @candidates: constraints the model learned, 0 when unknown (through a server). */
 static void
-print_row(const char *sel, uint64_t seed, const struct sim_result *r, size_t candidates)
+print_row(const char *sel, const char *rule, uint64_t seed, const struct sim_result *r,
+	  size_t candidates)
 {
-	printf("%-13s %4" PRIu64 " %5u %8u %8u %9d %10u %7u %9.3f %10zu\n", sel, seed, r->runs,
-	       r->failures, r->culprit_served, r->contender_run, r->contender_failures,
+	printf("%-13s %-9s %4" PRIu64 " %5u %8u %9u %8u %9d %10u %7u %9.3f %10zu\n", sel, rule, seed,
+	       r->runs, r->failures, r->baseline_runs, r->culprit_served, r->contender_run, r->contender_failures,
 	       r->late_runs, r->late_runs ? (double)r->late_failures / r->late_runs : 0.0,
 	       candidates);
 }
 
 /* One simulation on a fresh temporary store. */
 static int
-run_local(enum model_selector sel, const struct sim_params *p, struct sim_result *res,
-	  size_t *ret_candidates)
+run_local(enum model_selector sel, enum model_baseline_rule rule, const struct sim_params *p,
+	  struct sim_result *res, size_t *ret_candidates)
 {
 	char dir[] = "/tmp/aviso-sim-XXXXXX";
 	struct model_options o;
@@ -40,6 +42,7 @@ run_local(enum model_selector sel, const struct sim_params *p, struct sim_result
 		return -errno;
 	model_options_init(&o);
 	o.selector = sel;
+	o.baseline = rule;
 	o.seed = p->seed;
 	o.no_sync = true; /* a throwaway store */
 	r = model_open(dir, &o, &m);
@@ -68,10 +71,11 @@ main(int argc, char **argv)
 	    {"seeds", required_argument, NULL, 's'},
 	    {"selector", required_argument, NULL, 'S'},
 	    {"url", required_argument, NULL, 'u'},
+	    {"baseline-rule", required_argument, NULL, 'b'},
 	    {0},
 	};
 	unsigned runs = 400, first = 1, last = 8;
-	const char *selname = "all", *url = NULL;
+	const char *selname = "all", *rulename = NULL, *url = NULL;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -89,21 +93,37 @@ main(int argc, char **argv)
 		case 'u':
 			url = optarg;
 			break;
+		case 'b':
+			rulename = optarg;
+			break;
 		default:
 			fprintf(stderr, "usage: aviso-sim [--runs N] [--seeds A-B] "
-					"[--selector NAME|all] [--url BASE]\n");
+					"[--selector NAME|all] [--baseline-rule NAME|all] "
+					"[--url BASE]\n");
 			return 2;
 		}
 	}
-	printf("selector      seed  runs failures  culprit contender  failures-  late    late "
-	       "candidates\n"
-	       "                                    served  after-run  to-contend  runs    rate\n");
-	for (int s = 0; s < MODEL_SELECT__COUNT; s++) {
+	if (!rulename)
+		rulename = model_baseline_name(MODEL_BASELINE_DEFAULT);
+	enum model_baseline_rule only;
+	if (strcmp(rulename, "all") != 0 && model_baseline_parse(rulename, &only) < 0) {
+		fprintf(stderr, "aviso-sim: unknown baseline rule '%s'\n", rulename);
+		return 2;
+	}
+	printf("selector      baseline  seed  runs failures baseline  culprit contender  failures-  "
+	       "late    late candidates\n"
+	       "                                         runs   served  after-run  to-contend  "
+	       "runs    rate\n");
+	for (int s = 0; s < MODEL_SELECT__COUNT; s++)
+	for (int rule = 0; rule < MODEL_BASELINE__COUNT; rule++) {
 		const char *name = model_selector_name(s);
+		const char *rname = model_baseline_name(rule);
 		if (strcmp(selname, "all") != 0 && strcmp(selname, name) != 0)
 			continue;
-		if (url && strcmp(selname, "all") == 0 && s != MODEL_SELECT_DEFAULT)
-			continue; /* a server has one selector */
+		if (strcmp(rulename, "all") != 0 && strcmp(rulename, rname) != 0)
+			continue;
+		if (url && (s != MODEL_SELECT_DEFAULT || rule != MODEL_BASELINE_DEFAULT))
+			continue; /* a server has its own selector and rule */
 		for (unsigned seed = first; seed <= last; seed++) {
 			struct sim_params p;
 			struct sim_result res;
@@ -116,14 +136,15 @@ main(int argc, char **argv)
 				sim_backend_http(url, &b);
 				r = sim_run(&p, &b, &res);
 			} else {
-				r = run_local(s, &p, &res, &candidates);
+				r = run_local(s, rule, &p, &res, &candidates);
 			}
 			if (r < 0) {
 				fprintf(stderr, "aviso-sim: %s seed %u: %s\n", name, seed,
 					strerror(-r));
 				return 1;
 			}
-			print_row(url ? "(server)" : name, seed, &res, candidates);
+			print_row(url ? "(server)" : name, url ? "(server)" : rname, seed, &res,
+				  candidates);
 			fflush(stdout);
 		}
 	}

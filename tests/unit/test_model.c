@@ -354,6 +354,69 @@ START_TEST(selection_frequencies_paper)
 }
 END_TEST
 
+START_TEST(baseline_share_rules)
+{
+	/* 40 baseline runs, 12 failures: not known within +/-5 points. Class 1 (19 failures) has
+	 * a contender (0 of 60 runs); class 2 (1 failure, 5%) has none. */
+	struct sel_con c1[2] = {{.cid = 1, .rank = 0.9, .runs = 60, .failures = 0},
+				{.cid = 2, .rank = 0.5, .runs = 10, .failures = 3}};
+	struct sel_con c2[1] = {{.cid = 3, .rank = 0.7, .runs = 30, .failures = 9}};
+	c1[0].effective = model_stat_effective(40, 12, 60, 0, &c1[0].chi2);
+	c1[1].effective = model_stat_effective(40, 12, 10, 3, &c1[1].chi2);
+	c2[0].effective = model_stat_effective(40, 12, 30, 9, &c2[0].chi2);
+	ck_assert(c1[0].effective && !c1[1].effective && !c2[0].effective);
+	struct sel_class k[3] = {{.id = 1, .failures = 19, .n = 2, .c = c1},
+				 {.id = 2, .failures = 1, .n = 1, .c = c2},
+				 {.id = 3, .failures = 50, .n = 0}}; /* no candidates: ignored */
+	struct sel_input in = {.selector = MODEL_SELECT_THOMPSON_MAX,
+			       .baseline = MODEL_BASELINE_PAPER,
+			       .base_runs = 40,
+			       .base_failures = 12,
+			       .n_classes = 3,
+			       .classes = k};
+
+	ck_assert_double_eq(model_select_base_share(&in), SELECT_BASE_SHARE_EARLY);
+	in.baseline = MODEL_BASELINE_CONTENDER;
+	ck_assert_double_eq(model_select_base_share(&in), SELECT_BASE_SHARE_LATE);
+
+	/* Measured over draws: about 1% baseline runs, against 10% under the paper's rule. */
+	struct prng rng;
+	int base = 0;
+	long choice[3];
+	model_prng_seed(&rng, 99);
+	for (int d = 0; d < 10000; d++)
+		base += model_select_run(&in, &rng, choice);
+	ck_assert_int_ge(base, 60);
+	ck_assert_int_le(base, 140);
+
+	/* Class 2 now holds 3 of the 22 failures of classes with candidates (>= 10%) and has no
+	 * contender: back to 10%. */
+	k[1].failures = 3;
+	ck_assert_double_eq(model_select_base_share(&in), SELECT_BASE_SHARE_EARLY);
+	k[1].failures = 1;
+	/* The contender stops being one (its failures catch up with the baseline's rate). */
+	c1[0].failures = 17;
+	c1[0].effective = model_stat_effective(40, 12, 60, 17, &c1[0].chi2);
+	ck_assert(!c1[0].effective);
+	ck_assert_double_eq(model_select_base_share(&in), SELECT_BASE_SHARE_EARLY);
+	/* No class with candidates at all: no contender, 10%. */
+	in.n_classes = 0;
+	ck_assert_double_eq(model_select_base_share(&in), SELECT_BASE_SHARE_EARLY);
+	/* A known baseline gives 1% under both rules. */
+	in.base_runs = 400;
+	in.base_failures = 120;
+	ck_assert_double_eq(model_select_base_share(&in), SELECT_BASE_SHARE_LATE);
+	in.baseline = MODEL_BASELINE_PAPER;
+	ck_assert_double_eq(model_select_base_share(&in), SELECT_BASE_SHARE_LATE);
+	/* Names round-trip; unknown names are refused. */
+	enum model_baseline_rule r = MODEL_BASELINE_PAPER;
+	ck_assert_int_eq(model_baseline_parse("contender", &r), 0);
+	ck_assert_int_eq(r, MODEL_BASELINE_CONTENDER);
+	ck_assert_int_eq(model_baseline_parse("nope", &r), -EINVAL);
+	ck_assert_str_eq(model_baseline_name(MODEL_BASELINE_PAPER), "paper");
+}
+END_TEST
+
 START_TEST(selection_thompson_prefers_rank_and_success)
 {
 	/* Equal ranks: the one that never failed in 20 runs beats the one failing at the
@@ -1078,6 +1141,7 @@ model_suite(void)
 	tcase_add_test(tc, similarity_of_site_sets);
 	tcase_add_test(tc, prng_is_seeded_and_beta_mean);
 	tcase_add_test(tc, selection_frequencies_paper);
+	tcase_add_test(tc, baseline_share_rules);
 	tcase_add_test(tc, selection_thompson_prefers_rank_and_success);
 	suite_add_tcase(s, tc);
 
