@@ -130,41 +130,130 @@ site_string(struct process *p, const uint64_t *pcs, unsigned n, char *buf, size_
 	}
 }
 
+/* A deep copy of @n frames, or NULL. */
+static struct model_frame *
+copy_frames(const struct model_frame *from, unsigned n)
+{
+	struct model_frame *f = calloc(n ? n : 1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	for (unsigned i = 0; i < n; i++) {
+		f[i] = from[i];
+		f[i].module = dup_or_null(from[i].module);
+		f[i].build_id = dup_or_null(from[i].build_id);
+		f[i].file = dup_or_null(from[i].file);
+		f[i].func = dup_or_null(from[i].func);
+	}
+	return f;
+}
+
+/* The site of string @str in chain @head, or NULL. */
+static struct site *
+find_site(struct site *head, const char *str)
+{
+	for (struct site *s = head; s; s = s->next)
+		if (strcmp(s->str, str) == 0)
+			return s;
+	return NULL;
+}
+
+/* A new site @str with frames @frames (taken) and their "file:line func" as where. */
+static struct site *
+new_site(const char *str, struct model_frame *frames, unsigned n)
+{
+	struct site *s = calloc(1, sizeof(*s));
+	char buf[1024];
+
+	if (!s) {
+		free_frames(frames, n);
+		return NULL;
+	}
+	s->frames = frames;
+	s->nframes = n;
+	s->str = strdup(str);
+	if (!s->str) {
+		site_free(s);
+		return NULL;
+	}
+	if (frames[0].file && frames[0].func)
+		snprintf(buf, sizeof(buf), "%s:%d %s", frames[0].file, frames[0].line,
+			 frames[0].func);
+	else if (frames[0].file)
+		snprintf(buf, sizeof(buf), "%s:%d", frames[0].file, frames[0].line);
+	else if (frames[0].func)
+		snprintf(buf, sizeof(buf), "%s", frames[0].func);
+	else
+		buf[0] = '\0';
+	s->where = buf[0] ? strdup(buf) : NULL;
+	return s;
+}
+
+struct site_memo {
+	struct site *hash[SITE_BUCKETS];
+};
+
+struct site_memo *
+site_memo_create(void)
+{
+	return calloc(1, sizeof(struct site_memo));
+}
+
+void
+site_memo_destroy(struct site_memo *memo)
+{
+	if (!memo)
+		return;
+	for (size_t i = 0; i < SITE_BUCKETS; i++) {
+		while (memo->hash[i]) {
+			struct site *s = memo->hash[i];
+			memo->hash[i] = s->next;
+			site_free(s);
+		}
+	}
+	free(memo);
+}
+
+/*
+ * The site of string @str, made at its first event. Its frames are symbolized from the
+ * process's DWARF (milliseconds for a new site: in a short program, a tracer that lags by
+ * that much lets a thread's delay expire before the tracer sees its A), or copied from the
+ * series' memo, where a site string (module offsets) means the same code in every run.
+ */
 static struct site *
 intern(struct tracer *t, struct process *p, const char *str, const uint64_t *pcs, unsigned n,
        bool ret0)
 {
 	size_t h = hash_str(str) & (SITE_BUCKETS - 1);
-	struct site *s;
-	char buf[1024];
+	struct site_memo *memo = t->opt.site_memo;
+	struct site *s = find_site(t->site_hash[h], str), *known;
+	struct model_frame *frames;
+	bool keep = true;
 
-	for (s = t->site_hash[h]; s; s = s->next)
-		if (strcmp(s->str, str) == 0)
-			return s;
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return NULL;
-	s->frames = calloc(n, sizeof(*s->frames));
-	s->str = strdup(str);
-	if (!s->frames || !s->str) {
-		site_free(s);
-		return NULL;
+	if (s)
+		return s;
+	known = memo ? find_site(memo->hash[h], str) : NULL;
+	if (known) {
+		frames = copy_frames(known->frames, known->nframes);
+		n = known->nframes;
+	} else {
+		frames = calloc(n, sizeof(*frames));
+		for (unsigned i = 0; frames && i < n; i++) {
+			frame_of(p, pcs[i], i > 0 || ret0, &frames[i]);
+			keep &= frames[i].module != NULL; /* a bare address: this run's only */
+		}
 	}
-	s->nframes = n;
-	for (unsigned i = 0; i < n; i++)
-		frame_of(p, pcs[i], i > 0 || ret0, &s->frames[i]);
-	if (s->frames[0].file && s->frames[0].func)
-		snprintf(buf, sizeof(buf), "%s:%d %s", s->frames[0].file, s->frames[0].line,
-			 s->frames[0].func);
-	else if (s->frames[0].file)
-		snprintf(buf, sizeof(buf), "%s:%d", s->frames[0].file, s->frames[0].line);
-	else if (s->frames[0].func)
-		snprintf(buf, sizeof(buf), "%s", s->frames[0].func);
-	else
-		buf[0] = '\0';
-	s->where = buf[0] ? strdup(buf) : NULL;
+	if (!frames || !(s = new_site(str, frames, n)))
+		return NULL;
 	s->next = t->site_hash[h];
 	t->site_hash[h] = s;
+	if (memo && !known && keep && (frames = copy_frames(s->frames, n))) {
+		struct site *m = new_site(str, frames, n);
+		if (m) {
+			m->next = memo->hash[h];
+			memo->hash[h] = m;
+		}
+	}
 	return s;
 }
 

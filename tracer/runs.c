@@ -334,8 +334,10 @@ tracer_runs(const struct tracer_options *opt, const struct tracer_runs_options *
 			log_msg("no model (store %s): %s", store, strerror(-r));
 	}
 	r = 0;
+	struct tracer_options o = *opt;
+	o.site_memo = ro->runs > 1 ? site_memo_create() : NULL; /* NULL: each run its own */
 	for (unsigned i = 0; i < ro->runs; i++) {
-		r = one_run(be, &prog, opt, ro, run_seed(seed, i), i, path, argv, &k, ret_status);
+		r = one_run(be, &prog, &o, ro, run_seed(seed, i), i, path, argv, &k, ret_status);
 		if (r < 0)
 			break;
 		/* An interrupt from the terminal ends the series, as it ends the program. */
@@ -346,6 +348,7 @@ tracer_runs(const struct tracer_options *opt, const struct tracer_runs_options *
 		fputc('\n', stderr);
 	if (ro->runs > 1 && be && r == 0)
 		summary(be, id, &k, seed);
+	site_memo_destroy(o.site_memo);
 	backend_close(be);
 	free(id);
 	return r;

@@ -55,7 +55,14 @@ struct tracer_options {
 	const struct bp_point *tick_at; /* --tick-at: a tick at each hit of these code points */
 	size_t ntick_at;
 	bool no_ring;	       /* --no-ring: pads stop the thread; no event ring */
+	/* Symbolized sites kept across the runs of one program (caller's), or NULL. */
+	struct site_memo *site_memo;
 };
+
+/* What the runs of a series share: each site's frames, symbolized once. */
+struct site_memo;
+struct site_memo *site_memo_create(void);
+void site_memo_destroy(struct site_memo *memo);
 
 #define TRACER_DEFAULT_FRAMES 5
 #define TRACER_MAX_FRAMES 16
