@@ -567,6 +567,36 @@ fsm_thread_blocked_on(struct fsm *f, uint32_t thread, uint32_t on_thread, uint64
 	return 0;
 }
 
+void
+fsm_thread_held(struct fsm *f, uint32_t thread, uint64_t held_ns, uint64_t now)
+{
+	struct thread *t = thread_find(f, thread);
+
+	now = clamp_now(f, now);
+	if (!t || !held_ns || t->max_deadline <= now)
+		return;
+	for (size_t j = 0; j < f->n; j++)
+		if (t->deadline[j] > now)
+			t->deadline[j] += held_ns;
+	t->max_deadline += held_ns;
+	for (struct thread *s = f->stalled.head; s; s = s->st_next) {
+		bool moved = false;
+		uint64_t until = 0;
+
+		for (size_t k = 0; k < s->nholders; k++) {
+			struct holder *h = &s->holders[k];
+			if (h->activator == thread && h->deadline > now) {
+				h->deadline += held_ns;
+				moved = true;
+			}
+			if (h->deadline > until)
+				until = h->deadline;
+		}
+		if (moved && until > s->release_at)
+			s->release_at = until;
+	}
+}
+
 size_t
 fsm_due(struct fsm *f, uint64_t now, uint32_t *ret_threads, size_t max)
 {

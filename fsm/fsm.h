@@ -20,8 +20,9 @@
  *  - Several instances: a thread stalled by several instances (several constraints, or several
  *    activators) waits for the latest deadline among those still holding it. The holders and
  *    their deadlines are fixed when the stall begins: a restart of a holding instance during the
- *    stall does not extend it. So every stall is bounded by the largest delay, whatever happens
- *    later, and a released event is never stalled again (it is not resubmitted).
+ *    stall does not extend it. So every stall is bounded by the largest delay (plus the time the
+ *    tracer held the activators, fsm_thread_held()), whatever happens later, and a released event
+ *    is never stalled again (it is not resubmitted).
  *  - Cut short: a holder stops holding at once when its activator exits, when its activator waits
  *    for the stalled thread (fsm_thread_blocked_on(), followed through chains: the activator
  *    waits for X which waits for the stalled thread), and, with
@@ -155,6 +156,17 @@ void fsm_thread_exited(struct fsm *f, uint32_t thread, uint64_t now);
  * Returns 0, -EINVAL (@thread 0, or @on_thread == @thread), -ENOMEM.
  */
 int fsm_thread_blocked_on(struct fsm *f, uint32_t thread, uint32_t on_thread, uint64_t now);
+
+/*
+ * The tracer held @thread for @held_ns up to @now (it handled one of the thread's stops: time the
+ * program did not run). The instances @thread activated that are active at @now end @held_ns
+ * later, and so do the stalls they hold: a delay counts the activator's own running time after
+ * B, not the tracer's. Under ptrace every event of an activator (and while an instance is active
+ * each one stops) costs from microseconds to milliseconds of the tracer's time; counted in wall
+ * time, a 1 ms delay would end while the activator is still short of the end of its window.
+ * Ignored for an unknown thread, one without an active instance, or @held_ns 0.
+ */
+void fsm_thread_held(struct fsm *f, uint32_t thread, uint64_t held_ns, uint64_t now);
 
 /*
  * Collects up to @max stalled threads whose stall has ended by @now (deadline passed, or released

@@ -50,6 +50,9 @@ struct thread {
 	 */
 	const struct site *in_a;
 	bool stall_at_stop;	/* interrupted to be held: held from its interrupt stop on */
+	/* When the loop got its current stop (0: running, or held by a constraint): the time
+	 * until its resume is the tracer's, told to fsm (fsm_thread_held()) */
+	uint64_t stop_ns;
 	bool hit_pending;	/* detach: ran an int3 whose SIGTRAP is still pending ... */
 	uint64_t hit_rewind;	/* ... and goes back to this entry once it is swallowed */
 	bool hit_pad;		/* ... from a pad: r11 comes back from the red zone */

@@ -480,6 +480,7 @@ loop_handle(struct tracer *t, pid_t tid, int status)
 		return 0;
 	}
 	th->state = TS_HELD;
+	th->stop_ns = now_ns();
 	if (!th->proc)
 		return 0; /* an orphan's further stops: it stays held */
 	/*

@@ -198,8 +198,11 @@ stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 	th->in_a = NULL;
 	if (fsm_site_resolve(t->fsm, site->str, &fs) < 0)
 		fs = NULL;
-	r = fs ? fsm_on_event_site(t->fsm, th->index, fs, now_ns(), &until)
-	       : fsm_on_event(t->fsm, th->index, site->str, now_ns(), &until);
+	/* Decided as of the stop's arrival: the time spent on it since (a drain, new sites to
+	 * symbolize) is the tracer's, and must not end a delay the event came within. */
+	uint64_t at = th->stop_ns ? th->stop_ns : now_ns();
+	r = fs ? fsm_on_event_site(t->fsm, th->index, fs, at, &until)
+	       : fsm_on_event(t->fsm, th->index, site->str, at, &until);
 	if (r == FSM_STALL) {
 		th->stalled = true;
 		t->nstalled++;
@@ -254,6 +257,7 @@ stall_release_due(struct tracer *t)
 					continue;
 				th->stalled = false;
 				t->nstalled--;
+				th->stop_ns = 0; /* held for the program's sake, not the tracer's */
 				if (!th->stall_at_stop) /* else resumed at its interrupt stop */
 					thread_resume(t, th, 0);
 			}

@@ -269,6 +269,13 @@ thread_resume(struct tracer *t, struct thread *th, int sig)
 	}
 	th->pending_sig = 0;
 	th->state = TS_RUNNING;
+	if (th->stop_ns) {
+		/* The tracer's time, not the program's: an activator's delay counts without it. */
+		uint64_t now = now_ns();
+		if (t->fsm && th->index)
+			fsm_thread_held(t->fsm, th->index, now - th->stop_ns, now);
+		th->stop_ns = 0;
+	}
 	if (ptrace(PTRACE_CONT, th->tid, 0, (long)sig) < 0 && errno != ESRCH)
 		return -errno;
 	return 0;

@@ -939,6 +939,98 @@ START_TEST(sites_stable_under_aslr)
 }
 END_TEST
 
+/*
+ * The runs of a series (--runs) share a memo of symbolized sites: every run's events must show
+ * the same "file:line func" for a site as an independent run does (the memo is keyed by module
+ * offsets, and the PIE build lands at another address in every run).
+ */
+/* Splits a series' -o file at each "seq":1 into @path.1, @path.2, ...; returns the count. */
+static int
+split_runs(const char *path)
+{
+	FILE *in = fopen(path, "r"), *out = NULL;
+	char *line = NULL, name[4096];
+	size_t cap = 0;
+	int runs = 0;
+
+	ck_assert_msg(in, "cannot open %s: %s", path, strerror(errno));
+	while (getline(&line, &cap, in) >= 0) {
+		if (strncmp(line, "{\"seq\":1,", 9) == 0) {
+			if (out)
+				fclose(out);
+			snprintf(name, sizeof(name), "%s.%d", path, ++runs);
+			out = fopen(name, "w");
+			ck_assert_msg(out, "cannot create %s: %s", name, strerror(errno));
+		}
+		ck_assert_msg(out, "%s does not start with event 1", path);
+		fputs(line, out);
+	}
+	if (out)
+		fclose(out);
+	fclose(in);
+	free(line);
+	return runs;
+}
+
+/*
+ * The runs of a series (--runs) share a memo of symbolized sites: every run's events must show
+ * the same "file:line func" for a site as an independent run does (the memo is keyed by module
+ * offsets, and the PIE build lands at another address in every run).
+ */
+START_TEST(series_sites_symbolized_alike)
+{
+	char *prog = prog_path("counts-pie-O2"), *single = tmp_path("single.jsonl"),
+	     *series = tmp_path("series.jsonl");
+	const char *opts1[] = {"--no-model", "-o", single, NULL};
+	const char *opts3[] = {"--no-model", "--runs", "3", "-o", series, NULL};
+	const char *argv[] = {prog, NULL};
+	struct proc p;
+	struct events one;
+
+	trace_run(&p, opts1, argv);
+	ASSERT_EXIT(&p, 0, "counts-pie-O2");
+	proc_free(&p);
+	trace_run(&p, opts3, argv);
+	ASSERT_EXIT(&p, 0, "counts-pie-O2 --runs 3");
+	proc_free(&p);
+	events_load(&one, single);
+	ck_assert_int_eq(split_runs(series), 3);
+	for (int run = 1; run <= 3; run++) {
+		struct events evs;
+		char name[4096];
+		size_t compared = 0;
+
+		snprintf(name, sizeof(name), "%s.%d", series, run);
+		events_load(&evs, name);
+		for (size_t i = 0; i < evs.n; i++) {
+			const struct event *e = &evs.v[i];
+
+			if (e->kind == PK_SIGNAL) /* a signal's site is where it interrupted */
+				continue;
+			ck_assert_msg(e->where, "series run %d: event %lld at %s has no where", run,
+				      (long long)e->seq, e->site);
+			for (size_t j = 0; j < one.n; j++) {
+				if (strcmp(one.v[j].site, e->site) != 0)
+					continue;
+				ck_assert_msg(one.v[j].where && strcmp(one.v[j].where, e->where) == 0,
+					      "site %s: \"%s\" in series run %d, \"%s\" alone",
+					      e->site, e->where, run,
+					      one.v[j].where ? one.v[j].where : "(none)");
+				compared++;
+				break;
+			}
+		}
+		ck_assert_msg(compared > 1000, "series run %d: only %zu events compared", run,
+			      compared);
+		events_free(&evs);
+	}
+	events_free(&one);
+	free(prog);
+	free(single);
+	free(series);
+}
+END_TEST
+
 /* ---- threads created and exiting all the time ----------------------------------------------- */
 
 START_TEST(churn_1000_threads)
@@ -1691,6 +1783,7 @@ main(void)
 	tc = tcase(s, "counts", 300);
 	tcase_add_loop_test(tc, counts_exact_20_runs, 0, 4);
 	tcase_add_test(tc, sites_stable_under_aslr);
+	tcase_add_test(tc, series_sites_symbolized_alike);
 
 	tc = tcase(s, "lifecycle", 180);
 	tcase_add_test(tc, churn_1000_threads);

@@ -72,6 +72,7 @@ enum op {
 	BLOCK, /* thread waits for on */
 	DUE,   /* fsm_due(t): expect exactly the threads listed in rel, in order */
 	NEXT,  /* expect fsm_next_deadline() == until */
+	HELD,  /* the tracer held thread for until ns, up to t */
 };
 
 struct step {
@@ -121,6 +122,10 @@ struct scenario {
 	{                                                                                          \
 		.t = (tt), .op = DUE, .rel = { __VA_ARGS__ }                                       \
 	}
+#define HELD_(tt, th, ns)                                                                          \
+	{                                                                                          \
+		.t = (tt), .op = HELD, .thread = (th), .until = (ns)                               \
+	}
 #define NONE 0
 #define NEXT_(u)                                                                                   \
 	{                                                                                          \
@@ -143,6 +148,20 @@ static const struct scenario scenarios[] = {
 		DUE_(US(1000), 2),
 		NEXT_(0),
 		RUN_(US(1001), 2, A),
+	}, true, {{1, 1, 0}}},
+	{"tracer_time_of_the_activator_extends_its_instance", {{B, A, 0}}, 1, false, {
+		RUN_(0, 1, B),
+		HELD_(US(300), 1, US(400)),	  /* the instance now ends at 1400 */
+		STALL_(US(1100), 2, A, US(1400)), /* after B + delay, within the activator's time */
+		HELD_(US(1200), 1, US(100)),	  /* and the stall it holds moves too */
+		NEXT_(US(1500)),
+		HELD_(US(1200), 2, US(900)),	  /* the stalled thread's own: nothing moves */
+		HELD_(US(1300), 3, US(900)),	  /* a thread without an instance: nothing */
+		DUE_(US(1499), NONE),
+		DUE_(US(1500), 2),
+		HELD_(US(1600), 1, US(500)),	  /* an instance over: nothing */
+		RUN_(US(1700), 3, A),
+		NEXT_(0),
 	}, true, {{1, 1, 0}}},
 	{"own_b_never_delays_own_a", {{B, A, 0}}, 1, false, {
 		RUN_(0, 1, B),
@@ -375,6 +394,9 @@ run_scenario(const struct scenario *sc, struct fsm *f)
 			break;
 		case BLOCK:
 			ck_assert_int_eq(fsm_thread_blocked_on(f, s->thread, s->on, s->t), 0);
+			break;
+		case HELD:
+			fsm_thread_held(f, s->thread, s->until, s->t);
 			break;
 		case DUE:
 			n = fsm_due(f, s->t, rel, 8);
