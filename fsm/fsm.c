@@ -32,6 +32,7 @@ struct thread {
 	uint32_t blocked_on;   /* the thread this one waits for (join, mutex owner); 0: none */
 	uint64_t max_deadline; /* no instance of this thread is active once now >= it */
 	unsigned events_since_b; /* its events since its latest activation */
+	bool retired;	       /* its instances ended at its release_after-th event after B */
 	bool activator;	       /* on the activators list */
 	bool stalled;	       /* on the stalled list */
 	struct thread *act_prev, *act_next;
@@ -229,6 +230,7 @@ activate(struct fsm *f, struct thread *t, uint32_t i, uint64_t now)
 	if (d > t->max_deadline)
 		t->max_deadline = d;
 	t->events_since_b = 0;
+	t->retired = false;
 	f->c[i].counters.activations++;
 	if (!t->activator) {
 		LIST_PUSH(&f->act, t, act_prev, act_next);
@@ -387,6 +389,7 @@ on_event(struct fsm *f, uint32_t thread, const struct matches *m, uint64_t now, 
 				if (t->deadline[j] > now)
 					t->deadline[j] = now;
 			t->max_deadline = now;
+			t->retired = true;
 			act_unlink(f, t);
 		}
 	}
@@ -571,21 +574,29 @@ void
 fsm_thread_held(struct fsm *f, uint32_t thread, uint64_t held_ns, uint64_t now)
 {
 	struct thread *t = thread_find(f, thread);
+	uint64_t from;
 
 	now = clamp_now(f, now);
-	if (!t || !held_ns || t->max_deadline <= now)
+	from = held_ns < now ? now - held_ns : 0;
+	/* An instance active when the hold began, even one that ran out during it, moves. */
+	if (!t || !held_ns || t->retired || t->max_deadline <= from)
 		return;
 	for (size_t j = 0; j < f->n; j++)
-		if (t->deadline[j] > now)
+		if (t->deadline[j] > from)
 			t->deadline[j] += held_ns;
 	t->max_deadline += held_ns;
+	if (!t->activator) { /* pruned from the list when it ran out: active again */
+		LIST_PUSH(&f->act, t, act_prev, act_next);
+		t->activator = true;
+		f->nact++;
+	}
 	for (struct thread *s = f->stalled.head; s; s = s->st_next) {
 		bool moved = false;
 		uint64_t until = 0;
 
 		for (size_t k = 0; k < s->nholders; k++) {
 			struct holder *h = &s->holders[k];
-			if (h->activator == thread && h->deadline > now) {
+			if (h->activator == thread && h->deadline > from) {
 				h->deadline += held_ns;
 				moved = true;
 			}

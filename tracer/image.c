@@ -225,6 +225,7 @@ module_added(void *ctx, struct bp_aspace *as, struct bp_module *m)
 		plant_points(c, m, c->t->opt.tick_at, c->t->opt.ntick_at, c->t->tick_found, TAG_TICK,
 			     "--tick-at");
 	c->p->sym_stale = true;
+	c->p->unw_stale = true;
 }
 
 int

@@ -118,7 +118,8 @@ struct process {
 	unsigned nthreads;
 	struct bp_symbolizer *sym; /* created at the first symbolization */
 	struct bp_unwinder *unw;   /* created at the first unwind */
-	bool sym_stale;		   /* modules changed since they were created */
+	bool sym_stale;		   /* modules changed since the symbolizer was created */
+	bool unw_stale;		   /* modules changed since the unwinder was flushed */
 	bool failed;		   /* a failure was reported: one per process */
 	bool ring_failed;	   /* the ring could not be mapped into this image: pads stop */
 	struct site_ref *sites[SITE_BUCKETS];

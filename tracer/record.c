@@ -292,10 +292,11 @@ site_of(struct tracer *t, struct process *p, const uint64_t *pcs, unsigned n, bo
 static struct bp_unwinder *
 unwinder(struct process *p)
 {
-	if (!p->unw || p->sym_stale) {
+	if (!p->unw || p->unw_stale) {
 		if (!p->unw && bp_unwinder_create(p->pid, &p->unw) < 0)
 			return NULL;
 		bp_unwinder_flush(p->unw);
+		p->unw_stale = false;
 	}
 	return p->unw;
 }

@@ -237,6 +237,7 @@ process_reset_image(struct process *p)
 	bp_unwinder_destroy(p->unw);
 	p->unw = NULL;
 	p->sym_stale = false;
+	p->unw_stale = false;
 	bp_aspace_unref(p->as);
 	p->as = NULL;
 }

@@ -159,10 +159,20 @@ static const struct scenario scenarios[] = {
 		HELD_(US(1300), 3, US(900)),	  /* a thread without an instance: nothing */
 		DUE_(US(1499), NONE),
 		DUE_(US(1500), 2),
-		HELD_(US(1600), 1, US(500)),	  /* an instance over: nothing */
+		HELD_(US(1600), 1, US(50)),	  /* over before the hold began: nothing */
 		RUN_(US(1700), 3, A),
 		NEXT_(0),
 	}, true, {{1, 1, 0}}},
+	{"tracer_time_counts_even_when_the_instance_ran_out_meanwhile", {{B, A, 0}}, 1, true, {
+		RUN_(0, 1, B),
+		HELD_(US(1500), 1, US(1500)),	  /* held since 0: ends at 2500, not 1000 */
+		STALL_(US(2000), 2, A, US(2500)),
+		DUE_(US(2500), 2),
+		RUN_(US(2600), 1, B),		  /* restarts: ends at 3600 */
+		RUN_(US(2700), 1, X),		  /* its next event: retired (release_on_next_event) */
+		HELD_(US(2900), 1, US(300)),	  /* a retired instance stays retired */
+		RUN_(US(2950), 3, A),
+	}, true, {{2, 1, 0}}},
 	{"own_b_never_delays_own_a", {{B, A, 0}}, 1, false, {
 		RUN_(0, 1, B),
 		RUN_(US(100), 1, A),
