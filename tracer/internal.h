@@ -49,10 +49,17 @@ struct thread {
 	 * (stall.c). Cleared at its next event.
 	 */
 	const struct site *in_a;
+	/* While stalled at an acquisition: its site, its in_a once it is released (it may then
+	 * block inside the acquisition: its A is still to happen) */
+	const struct site *stalled_in;
 	bool stall_at_stop;	/* interrupted to be held: held from its interrupt stop on */
 	/* When the loop got its current stop (0: running, or held by a constraint): the time
 	 * until its resume is the tracer's, told to fsm (fsm_thread_held()) */
 	uint64_t stop_ns;
+	/* An activator's time spent runnable but waiting for a CPU, as of its latest B or the
+	 * latest check (/proc/TID/schedstat); a delay does not count it either */
+	bool timed;
+	uint64_t run_delay;
 	bool hit_pending;	/* detach: ran an int3 whose SIGTRAP is still pending ... */
 	uint64_t hit_rewind;	/* ... and goes back to this entry once it is swallowed */
 	bool hit_pad;		/* ... from a pad: r11 comes back from the red zone */

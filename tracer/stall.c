@@ -7,6 +7,8 @@
  * mutex's __owner.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sys/ptrace.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +169,7 @@ hold_threads_in_a(struct tracer *t, struct thread *activator)
 			continue;
 		if (fsm_on_event(t->fsm, x->index, x->in_a->str, now_ns(), &until) != FSM_STALL)
 			continue;
+		x->stalled_in = x->in_a;
 		x->in_a = NULL;
 		x->stalled = true;
 		t->nstalled++;
@@ -176,6 +179,51 @@ hold_threads_in_a(struct tracer *t, struct thread *activator)
 			x->stall_at_stop = true;
 		else /* gone: its exit will tell fsm */
 			x->stalled = false, t->nstalled--;
+	}
+}
+
+/*
+ * The time thread @tid has spent runnable but waiting for a CPU (the second field of
+ * /proc/TID/schedstat, in ns); 0 when it cannot be read.
+ */
+static uint64_t
+run_delay(pid_t tid)
+{
+	char path[64], buf[128];
+	unsigned long long run = 0, wait = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return sscanf(buf, "%llu %llu", &run, &wait) == 2 ? (uint64_t)wait : 0;
+}
+
+/*
+ * The time each activator waited for a CPU since its B (or the last check) is not its own
+ * progress either: it moves its instances' deadlines (fsm_thread_held()). On a loaded machine a
+ * 1 ms delay otherwise ends while a preempted activator is still inside its window. Checked
+ * when it matters: before an event at some A is decided, and when a stall's deadline comes.
+ */
+static void
+account_run_delays(struct tracer *t)
+{
+	uint64_t now = now_ns();
+
+	for (struct thread *x = t->threads; x; x = x->next) {
+		if (!x->timed || !x->index)
+			continue;
+		uint64_t d = run_delay(x->tid);
+		if (d > x->run_delay)
+			fsm_thread_held(t->fsm, x->index, d - x->run_delay, now);
+		x->run_delay = d;
 	}
 }
 
@@ -201,10 +249,13 @@ stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 	/* Decided as of the stop's arrival: the time spent on it since (a drain, new sites to
 	 * symbolize) is the tracer's, and must not end a delay the event came within. */
 	uint64_t at = th->stop_ns ? th->stop_ns : now_ns();
+	if (fs && fsm_site_delayable(fs))
+		account_run_delays(t);
 	r = fs ? fsm_on_event_site(t->fsm, th->index, fs, at, &until)
 	       : fsm_on_event(t->fsm, th->index, site->str, at, &until);
 	if (r == FSM_STALL) {
 		th->stalled = true;
+		th->stalled_in = acquires(kind) ? site : NULL;
 		t->nstalled++;
 		stall_update_trap(t);
 		return true;
@@ -212,8 +263,11 @@ stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 	note_wait(t, th, kind, object);
 	if (fs && fsm_site_delayable(fs) && acquires(kind))
 		th->in_a = site;
-	if (fs && fsm_site_activates(fs))
+	if (fs && fsm_site_activates(fs)) {
+		th->timed = true;
+		th->run_delay = run_delay(th->tid);
 		hold_threads_in_a(t, th);
+	}
 	stall_update_trap(t);
 	return false;
 }
@@ -234,6 +288,7 @@ stall_thread_gone(struct tracer *t, struct thread *th)
 		return;
 	fsm_thread_exited(t->fsm, th->index, now_ns());
 	th->in_a = NULL;
+	th->stalled_in = NULL;
 	th->stall_at_stop = false;
 	if (th->stalled) {
 		th->stalled = false;
@@ -249,6 +304,9 @@ stall_release_due(struct tracer *t)
 
 	if (!t->fsm)
 		return;
+	uint64_t next = fsm_next_deadline(t->fsm);
+	if (t->nstalled && next && next <= now_ns())
+		account_run_delays(t);
 	do {
 		n = fsm_due(t->fsm, now_ns(), due, 64);
 		for (size_t i = 0; i < n; i++) {
@@ -258,6 +316,10 @@ stall_release_due(struct tracer *t)
 				th->stalled = false;
 				t->nstalled--;
 				th->stop_ns = 0; /* held for the program's sake, not the tracer's */
+				/* Released into an acquisition at A, it may block there behind the
+				 * activator, which may run B again meanwhile: held again then. */
+				th->in_a = th->stalled_in;
+				th->stalled_in = NULL;
 				if (!th->stall_at_stop) /* else resumed at its interrupt stop */
 					thread_resume(t, th, 0);
 			}
