@@ -60,12 +60,23 @@ plan_constraints(const struct model_plan *plan)
 
 /* The program of the run in progress, for tracer_runs_forward(). */
 static volatile pid_t current_pid;
+/* A SIGTERM or SIGHUP came: the series ends with the run in progress. */
+static volatile sig_atomic_t stop_series;
 
 void
 tracer_runs_forward(int sig)
 {
+	stop_series = 1;
 	if (current_pid > 0)
 		kill(current_pid, sig);
+}
+
+/* Whether the run that ended with @status was stopped from outside: a SIGTERM or SIGHUP sent
+ * to us (passed on), or the terminal's SIGINT. Its end says nothing about the program. */
+static bool
+interrupted(int status)
+{
+	return stop_series || (WIFSIGNALED(status) && WTERMSIG(status) == SIGINT);
 }
 
 struct tally {
@@ -252,6 +263,13 @@ one_run(struct backend *be, const struct model_program *prog, const struct trace
 		goto leave;
 	if (opt->summary)
 		tracer_print_summary(t, stderr);
+	if (interrupted(*ret_status)) {
+		/* Neither a success nor the program's failure: not reported (the model shows it
+		 * as an open run), not counted. */
+		if (ro->runs > 1)
+			log_msg("run %u interrupted: not reported", i + 1);
+		goto leave;
+	}
 
 	bool failed = false;
 	const struct model_event *rpb = NULL;
@@ -336,12 +354,12 @@ tracer_runs(const struct tracer_options *opt, const struct tracer_runs_options *
 	r = 0;
 	struct tracer_options o = *opt;
 	o.site_memo = ro->runs > 1 ? site_memo_create() : NULL; /* NULL: each run its own */
-	for (unsigned i = 0; i < ro->runs; i++) {
+	for (unsigned i = 0; i < ro->runs && !stop_series; i++) {
 		r = one_run(be, &prog, &o, ro, run_seed(seed, i), i, path, argv, &k, ret_status);
 		if (r < 0)
 			break;
-		/* An interrupt from the terminal ends the series, as it ends the program. */
-		if (WIFSIGNALED(*ret_status) && WTERMSIG(*ret_status) == SIGINT)
+		/* An interrupt ends the series, as it ends the program. */
+		if (interrupted(*ret_status))
 			break;
 	}
 	if (ro->runs > 1 && isatty(STDERR_FILENO))

@@ -98,7 +98,17 @@ struct run {
  * RUN_TIMEOUT_S. The report directory is tmpdir/reports.
  */
 static void
+run_trace_signalled(struct run *r, const char *const *args, int sig, int after_ms);
+
+static void
 run_trace(struct run *r, const char *const *args)
+{
+	run_trace_signalled(r, args, 0, 0);
+}
+
+/* run_trace(), sending aviso-trace signal @sig (0: none) @after_ms after its start. */
+static void
+run_trace_signalled(struct run *r, const char *const *args, int sig, int after_ms)
 {
 	char errpath[300], reports[300];
 	const char *argv[32];
@@ -135,6 +145,10 @@ run_trace(struct run *r, const char *const *args)
 		ck_assert_int_ge(w, 0);
 		if (w == pid)
 			break;
+		if (sig && waited * 50 >= after_ms) {
+			kill(pid, sig);
+			sig = 0;
+		}
 		if (waited > RUN_TIMEOUT_S * 20) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &r->status, 0);
@@ -986,6 +1000,44 @@ store_counts(const char *state)
 	return c;
 }
 
+/* The lines of file @path. */
+static unsigned
+count_lines(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	unsigned n = 0;
+	int c;
+
+	ck_assert_msg(f, "%s: %s", path, strerror(errno));
+	while ((c = getc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+/* A SIGTERM (or SIGHUP) to aviso-trace ends its series with the run in progress, which is not
+ * reported: an outside kill says nothing about the program. */
+START_TEST(series_ends_at_sigterm)
+{
+	char state[300], log[300];
+	struct run r;
+
+	snprintf(state, sizeof(state), "%s/state", tmpdir);
+	snprintf(log, sizeof(log), "%s/runs.jsonl", tmpdir);
+	/* Each run: 100 units 2 ms apart, about 0.2 s; 50 runs would take 10 s. */
+	const char *args[] = {"--runs", "50", "--runs-log", log, "--state-dir", state, "--",
+			      prog("ticker"), "100", "2000", NULL};
+	run_trace_signalled(&r, args, SIGTERM, 700);
+	ck_assert_msg(r.seconds < 5.0, "the series went on for %.1f s:\n%s", r.seconds, r.err);
+	ck_assert_msg(strstr(r.err, "interrupted: not reported"), "%s", r.err);
+	unsigned logged = count_lines(log);
+	ck_assert_msg(logged >= 1 && logged < 50, "%u runs logged", logged);
+	/* Every run logged, and no other, reached the model. */
+	ck_assert_uint_eq(store_counts(state).runs, logged);
+	ck_assert_uint_eq(store_counts(state).failures, 0);
+}
+END_TEST
+
 /* Runs ticker with @targs after the aviso-trace options @opts, its store in tmpdir/@name. */
 static struct counts
 ticker_run(const char *name, const char *const *opts, const char *const *targs, int *status)
@@ -1109,6 +1161,7 @@ failures_suite(void)
 	tcase_add_test(cons, ticks_every_n_events_and_at_a_line);
 	tcase_add_test(cons, samples_are_held_and_dropped_on_failure);
 	tcase_add_test(cons, runs_report_every_outcome_to_the_model);
+	tcase_add_test(cons, series_ends_at_sigterm);
 	suite_add_tcase(s, cons);
 	return s;
 }
