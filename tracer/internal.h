@@ -67,6 +67,7 @@ struct thread {
 	bool ring_fresh;
 	const struct site *ring_site;
 	enum model_event_kind ring_kind;
+	uint64_t ring_ns; /* its time */
 	uint64_t ring_object;
 	struct thread *hnext;	/* tid hash chain */
 	struct thread *next;	/* list of all threads */
@@ -168,6 +169,7 @@ struct tracer {
 	int exit_override;	    /* exit status forced by a hang or deadlock, or -1 */
 	struct fsm *fsm;	    /* the schedule constraints loaded, or NULL */
 	unsigned nstalled;	    /* threads held by them now */
+	unsigned release_deferred;  /* loop turns a due stall waited for reported stops */
 	bool *point_found;	    /* per --points entry: resolved in some module */
 	unsigned failures;	    /* failures reported in this run */
 	struct rpb_entry *failure_rpb; /* the merged RPB at the first failure */
@@ -288,6 +290,8 @@ bool stall_at_interrupt(struct tracer *t, struct thread *th);
 bool stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 		    const struct site *site, uint64_t object);
 void stall_thread_gone(struct tracer *t, struct thread *th);
+/* Whether a stalled thread's deadline has come (stall_release_due() would release it). */
+bool stall_due(const struct tracer *t);
 void stall_release_due(struct tracer *t);
 uint64_t stall_next_deadline(const struct tracer *t);
 void stall_fini(struct tracer *t);

@@ -313,7 +313,9 @@ take(struct tracer *t, struct ring *rg, const struct bp_ring_slot *sl)
 	}
 	site = site_of(t, p, pcs + 1, n - 1, true);
 	th->in_a = NULL; /* its next event: whatever it acquired at an A, it has (stall.c) */
-	record_event_at(t, th, (enum model_event_kind)bp->tag, site, sl->rdi, tsc_ns(rg, sl->tsc));
+	uint64_t ns = tsc_ns(rg, sl->tsc);
+	record_event_at(t, th, (enum model_event_kind)bp->tag, site, sl->rdi, ns);
+	th->ring_ns = ns;
 	th->ring_site = site;
 	th->ring_kind = (enum model_event_kind)bp->tag;
 	th->ring_object = sl->rdi;
@@ -392,6 +394,9 @@ ring_on_trap(struct tracer *t, struct thread *th, enum bp_ring_trap trap)
 	ring_drain(t);
 	if (th->ring_fresh) {
 		th->ring_fresh = false;
+		/* It stopped right after writing its slot: the tracer's time began then. */
+		if (th->ring_ns && th->ring_ns < th->stop_ns)
+			th->stop_ns = th->ring_ns;
 		t->ring_stops++;
 		if (stall_on_event(t, th, th->ring_kind, th->ring_site, th->ring_object))
 			return 0; /* held here, after its slot: released by the stall code */

@@ -296,6 +296,14 @@ stall_thread_gone(struct tracer *t, struct thread *th)
 	}
 }
 
+bool
+stall_due(const struct tracer *t)
+{
+	uint64_t next = t->fsm && t->nstalled ? fsm_next_deadline(t->fsm) : 0;
+
+	return next && next <= now_ns();
+}
+
 void
 stall_release_due(struct tracer *t)
 {

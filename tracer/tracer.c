@@ -421,6 +421,22 @@ tracer_run(struct tracer *t, int *ret_status)
 		} else if (t->ticks_pending) {
 			sample_check(t);
 		}
+		if (stall_due(t) && t->release_deferred < 64) {
+			/*
+			 * Stops already reported come first: one of an activator is time it did
+			 * not run, which moves deadlines (fsm_thread_held()). Bounded, so that a
+			 * stream of stops cannot keep a stall past its deadline for long.
+			 */
+			tid = waitpid(-1, &status, __WALL | WNOHANG);
+			if (tid > 0) {
+				t->release_deferred++;
+				r = loop_handle(t, tid, status);
+				if (r < 0)
+					break;
+				continue;
+			}
+		}
+		t->release_deferred = 0;
 		stall_release_due(t);
 		if (!t->threads)
 			break;
