@@ -340,6 +340,19 @@ count_matches(const struct matches *m, bool after)
 	return n;
 }
 
+/* @t's instances end at @now, before their deadlines, and so do the stalls they hold. */
+static void
+retire(struct fsm *f, struct thread *t, uint64_t now)
+{
+	drop_all(f, DROP_ACTIVATOR, t->id, now);
+	for (size_t j = 0; j < f->n; j++)
+		if (t->deadline[j] > now)
+			t->deadline[j] = now;
+	t->max_deadline = now;
+	t->retired = true;
+	act_unlink(f, t);
+}
+
 static int
 on_event(struct fsm *f, uint32_t thread, const struct matches *m, uint64_t now, uint64_t *ret_until)
 {
@@ -383,15 +396,8 @@ on_event(struct fsm *f, uint32_t thread, const struct matches *m, uint64_t now, 
 	if (t) {
 		t->blocked_on = 0;
 		if (f->release_after && t->max_deadline > now &&
-		    ++t->events_since_b >= f->release_after) {
-			drop_all(f, DROP_ACTIVATOR, thread, now);
-			for (size_t j = 0; j < f->n; j++)
-				if (t->deadline[j] > now)
-					t->deadline[j] = now;
-			t->max_deadline = now;
-			t->retired = true;
-			act_unlink(f, t);
-		}
+		    ++t->events_since_b >= f->release_after)
+			retire(f, t, now);
 	}
 
 	/* A first: an event that must wait has not executed, so it activates nothing yet. */
@@ -606,6 +612,16 @@ fsm_thread_held(struct fsm *f, uint32_t thread, uint64_t held_ns, uint64_t now)
 		if (moved && until > s->release_at)
 			s->release_at = until;
 	}
+}
+
+void
+fsm_thread_event_done(struct fsm *f, uint32_t thread, uint64_t now)
+{
+	struct thread *t = thread_find(f, thread);
+
+	now = clamp_now(f, now);
+	if (t && f->release_after && !t->retired && t->max_deadline > now && t->events_since_b > 0)
+		retire(f, t, now);
 }
 
 size_t

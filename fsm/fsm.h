@@ -169,6 +169,16 @@ int fsm_thread_blocked_on(struct fsm *f, uint32_t thread, uint32_t on_thread, ui
 void fsm_thread_held(struct fsm *f, uint32_t thread, uint64_t held_ns, uint64_t now);
 
 /*
+ * The event @thread was stopped at has executed (the tracer knows it for a point: a single
+ * instruction, done once the thread is resumed). With release_after_events, when it was the
+ * thread's first or later event after its latest B, its instances retire and the stalls they
+ * hold end at @now, as at its release_after-th event: the reordering has happened. Waiting for
+ * the next event instead would release the delayed thread when the activator reaches its B
+ * again, at the start of its next window. Ignored otherwise.
+ */
+void fsm_thread_event_done(struct fsm *f, uint32_t thread, uint64_t now);
+
+/*
  * Collects up to @max stalled threads whose stall has ended by @now (deadline passed, or released
  * early), in the order they were stalled, into @ret_threads, and releases them: their pending
  * events execute now, so their B activations are applied at @now. Threads beyond @max stay due

@@ -432,12 +432,20 @@ on_breakpoint(struct tracer *t, struct thread *th, struct bp_breakpoint *bp,
 		site = record_hit(t, th, bp, regs, &kind);
 		stall = site && stall_on_event(t, th, kind, site, regs->rdi);
 	}
-	if (bp->insn.kind == BP_RESUME_PAD) /* it goes on from the trap: no register to set */
-		return stall ? 0 : thread_resume(t, th, 0);
-	r = bp_breakpoint_resume(p->as, bp, regs);
-	if (stall) /* ready to go on, but held until the constraint lets it */
-		return r < 0 || ptrace(PTRACE_SETREGS, th->tid, 0, regs) == 0 ? 0 : -errno;
-	return resume_at(t, th, regs, r);
+	if (bp->insn.kind == BP_RESUME_PAD) { /* it goes on from the trap: no register to set */
+		if (stall)
+			return 0;
+		r = thread_resume(t, th, 0);
+	} else {
+		r = bp_breakpoint_resume(p->as, bp, regs);
+		if (stall) /* ready to go on, but held until the constraint lets it */
+			return r < 0 || ptrace(PTRACE_SETREGS, th->tid, 0, regs) == 0 ? 0 : -errno;
+		r = resume_at(t, th, regs, r);
+	}
+	/* A point is one instruction: resumed, it has run (fsm_thread_event_done()). */
+	if (site && kind == MODEL_EV_POINT && t->fsm && th->index)
+		fsm_thread_event_done(t->fsm, th->index, now_ns());
+	return r;
 }
 
 static int

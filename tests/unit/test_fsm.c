@@ -73,6 +73,7 @@ enum op {
 	DUE,   /* fsm_due(t): expect exactly the threads listed in rel, in order */
 	NEXT,  /* expect fsm_next_deadline() == until */
 	HELD,  /* the tracer held thread for until ns, up to t */
+	DONE,  /* thread's event has executed (a point) */
 };
 
 struct step {
@@ -125,6 +126,10 @@ struct scenario {
 #define HELD_(tt, th, ns)                                                                          \
 	{                                                                                          \
 		.t = (tt), .op = HELD, .thread = (th), .until = (ns)                               \
+	}
+#define DONE_(tt, th)                                                                              \
+	{                                                                                          \
+		.t = (tt), .op = DONE, .thread = (th)                                              \
 	}
 #define NONE 0
 #define NEXT_(u)                                                                                   \
@@ -408,6 +413,9 @@ run_scenario(const struct scenario *sc, struct fsm *f)
 		case HELD:
 			fsm_thread_held(f, s->thread, s->until, s->t);
 			break;
+		case DONE:
+			fsm_thread_event_done(f, s->thread, s->t);
+			break;
 		case DUE:
 			n = fsm_due(f, s->t, rel, 8);
 			size_t want = 0;
@@ -470,6 +478,34 @@ START_TEST(scenario_table_handles)
 END_TEST
 
 /* ---- the API's edges ---- */
+
+/* fsm_thread_event_done(): a point executed after B ends the instance as the second event
+ * would (release_after_events 2), never B's own execution. */
+START_TEST(point_done_releases_at_the_first_event)
+{
+	struct fsm_constraint c[] = {{B, A, 0}};
+	struct fsm_options opt = {.release_after_events = 2};
+	struct fsm *f = NULL;
+	uint32_t rel[4];
+	uint64_t until;
+
+	ck_assert_int_eq(fsm_create(c, 1, &opt, &f), 0);
+	ck_assert_int_eq(fsm_on_event(f, 1, B, US(0), NULL), FSM_RUN);
+	fsm_thread_event_done(f, 1, US(10)); /* B itself: nothing */
+	ck_assert_int_eq(fsm_on_event(f, 2, A, US(100), &until), FSM_STALL);
+	ck_assert_uint_eq(until, US(1000));
+	ck_assert_int_eq(fsm_on_event(f, 1, X, US(200), NULL), FSM_RUN); /* 1st event after B */
+	ck_assert_uint_eq(fsm_due(f, US(200), rel, 4), 0);
+	fsm_thread_event_done(f, 1, US(210)); /* ... a point, executed: the window is over */
+	ck_assert_uint_eq(fsm_due(f, US(210), rel, 4), 1);
+	ck_assert_uint_eq(rel[0], 2);
+	/* A retired instance holds nothing new; another thread's done changes nothing. */
+	ck_assert_int_eq(fsm_on_event(f, 3, A, US(300), NULL), FSM_RUN);
+	fsm_thread_event_done(f, 3, US(310));
+	ck_assert_uint_eq(fsm_next_deadline(f), 0);
+	fsm_destroy(f);
+}
+END_TEST
 
 START_TEST(create_arguments)
 {
@@ -944,6 +980,7 @@ main(void)
 	tcase_add_loop_test(tc, scenario_table, 0, nsc);
 	tcase_add_loop_test(tc, scenario_table_handles, 0, nsc);
 	tcase_add_test(tc, create_arguments);
+	tcase_add_test(tc, point_done_releases_at_the_first_event);
 	tcase_add_test(tc, copies_its_input_and_delays);
 	tcase_add_test(tc, event_errors_change_nothing);
 	tcase_add_test(tc, due_respects_max);
