@@ -176,6 +176,8 @@ bool model_stat_baseline_known(uint64_t runs, uint64_t failures);
 /* Strength (in runs) of the Beta prior centred on the baseline rate: weak, so a few runs of a
  * constraint move it. */
 #define SELECT_PRIOR_RUNS 2.0
+/* The weight of a constraint's rank as a prior, in runs of the constraint (select.c worth()). */
+#define SELECT_RANK_RUNS 30.0
 /* The exponent that sharpens the proportional Thompson draw by rank. */
 #define SELECT_SHARPEN 4.0
 
