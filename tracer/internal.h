@@ -68,6 +68,7 @@ struct thread {
 	const struct site *ring_site;
 	enum model_event_kind ring_kind;
 	uint64_t ring_ns; /* its time */
+	uint64_t ring_seq; /* its slot's sequence number */
 	uint64_t ring_object;
 	struct thread *hnext;	/* tid hash chain */
 	struct thread *next;	/* list of all threads */
@@ -284,6 +285,13 @@ uint64_t sample_draw_delay(uint64_t *state);
 
 /* stall.c: schedule constraints applied (fsm/ decides) */
 int stall_load(struct tracer *t, const char *path, uint64_t delay_ns);
+/*
+ * Before @th's decision at a ring trap: the decision events of other threads that came before
+ * it in the ring (drained, their stops not handled yet) are decided first, in order. Otherwise
+ * the order waitpid reports stops in would decide: an A seen before the B that preceded it
+ * runs free.
+ */
+void stall_decide_earlier(struct tracer *t, struct thread *th);
 /* An interrupt stop: whether the thread stays held there (it was interrupted to be). */
 bool stall_at_interrupt(struct tracer *t, struct thread *th);
 /* After an event: true when the thread must stay stopped (stalled) for now. */

@@ -316,6 +316,7 @@ take(struct tracer *t, struct ring *rg, const struct bp_ring_slot *sl)
 	uint64_t ns = tsc_ns(rg, sl->tsc);
 	record_event_at(t, th, (enum model_event_kind)bp->tag, site, sl->rdi, ns);
 	th->ring_ns = ns;
+	th->ring_seq = sl->seq;
 	th->ring_site = site;
 	th->ring_kind = (enum model_event_kind)bp->tag;
 	th->ring_object = sl->rdi;
@@ -398,8 +399,14 @@ ring_on_trap(struct tracer *t, struct thread *th, enum bp_ring_trap trap)
 		if (th->ring_ns && th->ring_ns < th->stop_ns)
 			th->stop_ns = th->ring_ns;
 		t->ring_stops++;
+		stall_decide_earlier(t, th);
 		if (stall_on_event(t, th, th->ring_kind, th->ring_site, th->ring_object))
 			return 0; /* held here, after its slot: released by the stall code */
+	} else if (th->stalled) {
+		/* Decided before its stop came (stall_decide_earlier()): held here, at its event,
+		 * also if it was interrupted meanwhile (that stop, when it comes, finds nothing). */
+		th->stall_at_stop = false;
+		return 0;
 	}
 	return thread_resume(t, th, 0);
 }

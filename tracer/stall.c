@@ -248,7 +248,7 @@ stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 		fs = NULL;
 	/* Decided as of the stop's arrival: the time spent on it since (a drain, new sites to
 	 * symbolize) is the tracer's, and must not end a delay the event came within. */
-	uint64_t at = th->stop_ns ? th->stop_ns : now_ns();
+	uint64_t at = th->stop_ns ? th->stop_ns : th->ring_ns ? th->ring_ns : now_ns();
 	if (fs && fsm_site_delayable(fs))
 		account_run_delays(t);
 	r = fs ? fsm_on_event_site(t->fsm, th->index, fs, at, &until)
@@ -270,6 +270,25 @@ stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 	}
 	stall_update_trap(t);
 	return false;
+}
+
+void
+stall_decide_earlier(struct tracer *t, struct thread *th)
+{
+	if (!t->fsm)
+		return;
+	for (struct thread *x = t->threads; x; x = x->next) {
+		const struct fsm_site *fs;
+
+		if (x == th || !x->ring_fresh || x->ring_seq >= th->ring_seq || x->proc != th->proc ||
+		    x->stop_ns || x->stalled || !x->ring_site ||
+		    fsm_site_resolve(t->fsm, x->ring_site->str, &fs) < 0 || !fsm_site_relevant(fs))
+			continue;
+		/* Decided now, as of its slot's time; its stop, when it comes, finds it done. */
+		x->ring_fresh = false;
+		t->ring_stops++;
+		stall_on_event(t, x, x->ring_kind, x->ring_site, x->ring_object);
+	}
 }
 
 bool
