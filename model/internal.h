@@ -172,6 +172,8 @@ bool model_stat_baseline_known(uint64_t runs, uint64_t failures);
 /* Under MODEL_BASELINE_CONTENDER, a class needs a contender before the share falls when it
  * holds at least this share of the failures. */
 #define SELECT_MAJOR_CLASS 0.10
+/* ... and the contender's chi-square must exceed this (p < 0.001, df = 1). */
+#define SELECT_DECISIVE_CHI2 10.83
 #define SELECT_EXPLOIT_SHARE 0.75
 /* Strength (in runs) of the Beta prior centred on the baseline rate: weak, so a few runs of a
  * constraint move it. */

@@ -51,9 +51,10 @@ enum model_baseline_rule {
 	 * unprotected runs, so no series can fail less than a tenth as often as no avoidance. */
 	MODEL_BASELINE_PAPER,
 	/* The same, or as soon as every failure class holding at least 10% of the failures (and
-	 * having candidates) has a contender: the baseline is then known well enough to tell a
-	 * constraint that helps. It rises back to 10% when a contender stops being one. The
-	 * default (server/README.md has the simulation's figures). */
+	 * having candidates) has a decisive contender (chi-square > 10.83, at most half the
+	 * baseline's rate): the baseline is then known well enough to tell a constraint that
+	 * helps. It rises back to 10% when that stops being so. The default (server/README.md
+	 * has the simulation's figures). */
 	MODEL_BASELINE_CONTENDER,
 	MODEL_BASELINE__COUNT
 };

@@ -63,8 +63,24 @@ model_baseline_parse(const char *name, enum model_baseline_rule *ret)
 }
 
 /*
+ * A contender that ends the 10% baseline share must be decisive: chi-square above
+ * SELECT_DECISIVE_CHI2 (p < 0.001, not 0.05: hundreds of candidates are tested against one
+ * baseline) and at most half the baseline's failure rate. A merely effective one can be a
+ * baseline measured high by chance (cxx_workq: 12 failures in 40 baseline runs, 30% against 21%
+ * over 1000, made a useless constraint at 16.4% effective), and with the share at 1% the
+ * baseline would never be measured well enough to undo it.
+ */
+static bool
+decisive(const struct sel_con *c, uint64_t base_runs, uint64_t base_failures)
+{
+	return c->chi2 > SELECT_DECISIVE_CHI2 &&
+	       2.0 * (double)c->failures * (double)base_runs <=
+		   (double)base_failures * (double)c->runs;
+}
+
+/*
  * MODEL_BASELINE_CONTENDER's condition: every class with candidates that holds at least
- * SELECT_MAJOR_CLASS of the failures of such classes has an effective constraint (baseline runs
+ * SELECT_MAJOR_CLASS of the failures of such classes has a decisive contender (baseline runs
  * do nothing for a class without candidates) (a single odd failure must
  * not keep the share at 10% forever). False when no class has candidates.
  */
@@ -80,7 +96,8 @@ major_classes_have_contenders(const struct sel_input *in)
 		const struct sel_class *c = &in->classes[k];
 		if (c->n == 0 || (double)c->failures < SELECT_MAJOR_CLASS * (double)total)
 			continue;
-		if (model_select_best_effective(c) < 0)
+		long best = model_select_best_effective(c);
+		if (best < 0 || !decisive(&c->c[best], in->base_runs, in->base_failures))
 			return false;
 		any = true;
 	}

@@ -389,6 +389,17 @@ START_TEST(baseline_share_rules)
 	ck_assert_int_ge(base, 60);
 	ck_assert_int_le(base, 140);
 
+	/* Effective but not decisive (cxx_workq: a baseline measured high by chance, 12 of 40,
+	 * and a useless constraint at 155 of 948): the share stays at 10%. */
+	struct sel_con keep = c1[0];
+	c1[0].runs = 948;
+	c1[0].failures = 155;
+	c1[0].effective = model_stat_effective(40, 12, 948, 155, &c1[0].chi2);
+	ck_assert(c1[0].effective && c1[0].chi2 < SELECT_DECISIVE_CHI2);
+	ck_assert_double_eq(model_select_base_share(&in), SELECT_BASE_SHARE_EARLY);
+	c1[0] = keep;
+	ck_assert_double_eq(model_select_base_share(&in), SELECT_BASE_SHARE_LATE);
+
 	/* Class 2 now holds 3 of the 22 failures of classes with candidates (>= 10%) and has no
 	 * contender: back to 10%. */
 	k[1].failures = 3;
