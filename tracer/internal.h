@@ -206,6 +206,8 @@ int image_refresh(struct tracer *t, struct process *p, pid_t stopped_tid);
 
 /* record.c: sites, events, the -o stream, the RPB, the -c table */
 void site_free(struct site *s);
+/* Frees every site of a SITE_BUCKETS-chain table and empties it. */
+void site_table_clear(struct site **hash);
 struct site *site_of(struct tracer *t, struct process *p, const uint64_t *pcs, unsigned n,
 		     bool ret0);
 /* An event seen at a stop: the ring is drained first, so that the thread's order is kept. */

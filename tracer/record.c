@@ -200,17 +200,23 @@ site_memo_create(void)
 }
 
 void
+site_table_clear(struct site **hash)
+{
+	for (size_t i = 0; i < SITE_BUCKETS; i++) {
+		while (hash[i]) {
+			struct site *s = hash[i];
+			hash[i] = s->next;
+			site_free(s);
+		}
+	}
+}
+
+void
 site_memo_destroy(struct site_memo *memo)
 {
 	if (!memo)
 		return;
-	for (size_t i = 0; i < SITE_BUCKETS; i++) {
-		while (memo->hash[i]) {
-			struct site *s = memo->hash[i];
-			memo->hash[i] = s->next;
-			site_free(s);
-		}
-	}
+	site_table_clear(memo->hash);
 	free(memo);
 }
 

@@ -331,8 +331,7 @@ stall_release_due(struct tracer *t)
 
 	if (!t->fsm)
 		return;
-	uint64_t next = fsm_next_deadline(t->fsm);
-	if (t->nstalled && next && next <= now_ns())
+	if (stall_due(t))
 		account_run_delays(t);
 	do {
 		n = fsm_due(t->fsm, now_ns(), due, 64);

@@ -63,13 +63,7 @@ tracer_destroy(struct tracer *t)
 	rpb_free_all(t);
 	failure_fini(t);
 	stall_fini(t);
-	for (size_t i = 0; i < SITE_BUCKETS; i++) {
-		while (t->site_hash[i]) {
-			struct site *s = t->site_hash[i];
-			t->site_hash[i] = s->next;
-			site_free(s);
-		}
-	}
+	site_table_clear(t->site_hash);
 	ring_destroy(t);
 	free(t->line);
 	free(t->point_found);
