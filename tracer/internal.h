@@ -59,7 +59,7 @@ struct thread {
 	/* An activator's time spent runnable but waiting for a CPU, as of its latest B or the
 	 * latest check (/proc/TID/schedstat); a delay does not count it either */
 	bool timed;
-	uint64_t run_delay;
+	uint64_t run_delay, run_delay_at; /* ns, and when it was read */
 	bool hit_pending;	/* detach: ran an int3 whose SIGTRAP is still pending ... */
 	uint64_t hit_rewind;	/* ... and goes back to this entry once it is swallowed */
 	bool hit_pad;		/* ... from a pad: r11 comes back from the red zone */

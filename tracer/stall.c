@@ -224,6 +224,7 @@ account_run_delays(struct tracer *t)
 		if (d > x->run_delay)
 			fsm_thread_held(t->fsm, x->index, d - x->run_delay, now);
 		x->run_delay = d;
+		x->run_delay_at = now;
 	}
 }
 
@@ -264,8 +265,15 @@ stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 	if (fs && fsm_site_delayable(fs) && acquires(kind))
 		th->in_a = site;
 	if (fs && fsm_site_activates(fs)) {
+		/* The CPU wait so far, read at most once a millisecond (a read of schedstat costs
+		 * a few microseconds, and a B in a tight loop activates every time): the wait of
+		 * the last millisecond before B may then count too. */
+		uint64_t now = now_ns();
+		if (!th->timed || now - th->run_delay_at > 1000000) {
+			th->run_delay = run_delay(th->tid);
+			th->run_delay_at = now;
+		}
 		th->timed = true;
-		th->run_delay = run_delay(th->tid);
 		hold_threads_in_a(t, th);
 	}
 	stall_update_trap(t);
