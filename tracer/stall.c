@@ -213,12 +213,14 @@ run_delay(pid_t tid)
  * when it matters: before an event at some A is decided, and when a stall's deadline comes.
  */
 static void
-account_run_delays(struct tracer *t)
+account_run_delays(struct tracer *t, const struct thread *deciding)
 {
 	uint64_t now = now_ns();
 
 	for (struct thread *x = t->threads; x; x = x->next) {
-		if (!x->timed || !x->index)
+		/* Its own instances never delay the deciding thread; a read of 100 us ago will do
+		 * (one costs a few microseconds: not at every event of a busy A site). */
+		if (!x->timed || !x->index || x == deciding || now - x->run_delay_at < 100000)
 			continue;
 		uint64_t d = run_delay(x->tid);
 		if (d > x->run_delay)
@@ -251,7 +253,7 @@ stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 	 * symbolize) is the tracer's, and must not end a delay the event came within. */
 	uint64_t at = th->stop_ns ? th->stop_ns : th->ring_ns ? th->ring_ns : now_ns();
 	if (fs && fsm_site_delayable(fs))
-		account_run_delays(t);
+		account_run_delays(t, th);
 	r = fs ? fsm_on_event_site(t->fsm, th->index, fs, at, &until)
 	       : fsm_on_event(t->fsm, th->index, site->str, at, &until);
 	if (r == FSM_STALL) {
@@ -340,7 +342,7 @@ stall_release_due(struct tracer *t)
 	if (!t->fsm)
 		return;
 	if (stall_due(t))
-		account_run_delays(t);
+		account_run_delays(t, NULL);
 	do {
 		n = fsm_due(t->fsm, now_ns(), due, 64);
 		for (size_t i = 0; i < n; i++) {

@@ -10,6 +10,8 @@
 # alike), wall time of:
 #   untraced     lockloop PAIRS THREADS
 #   no-model     aviso-trace --no-model -- lockloop            (a pure trace: the floor here)
+#   no-ring      aviso-trace --no-model --no-ring -- lockloop  (a stop at every event: what a
+#                decision costs at least, since every event at a constraint's site stops)
 #   constraints  aviso-trace --constraints FILE -- lockloop    (two constraints over the
 #                worker's own sites, unlock -> lock and lock -> unlock: every event activates
 #                one and is checked against the other)
@@ -86,10 +88,11 @@ printf '# after the worker unlocks, delay another thread'"'"'s lock; and the con
 	"$unlock" "$lock" "$lock" "$unlock" >"$tmp/constraints"
 
 # Columns: name and command.
-names=(untraced no-model constraints model)
+names=(untraced no-model no-ring constraints model)
 cmds=(
 	"$loop $pairs $threads"
 	"$aviso --no-model -- $loop $pairs $threads"
+	"$aviso --no-model --no-ring -- $loop $pairs $threads"
 	"$aviso --constraints $tmp/constraints -- $loop $pairs $threads"
 	"$aviso --runs 1 --no-avoid --state-dir $tmp/state --report-dir $tmp/reports -- $loop $pairs $threads"
 )
@@ -107,7 +110,7 @@ for i in "${!names[@]}"; do
 	echo "# ${names[$i]}: ${pin[*]:+${pin[*]} }${cmds[$i]}"
 done
 # One unmeasured run of the model column: the store is created then, not in a measured run.
-"${pin[@]}" ${cmds[3]} >/dev/null 2>&1
+"${pin[@]}" ${cmds[4]} >/dev/null 2>&1
 
 declare -A raw=()
 field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
