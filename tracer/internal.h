@@ -52,6 +52,9 @@ struct thread {
 	/* While stalled at an acquisition: its site, its in_a once it is released (it may then
 	 * block inside the acquisition: its A is still to happen) */
 	const struct site *stalled_in;
+	/* Its event at an A was decided before its stop was handled (stall_decide_earlier()):
+	 * it has not run yet, whatever came between (in_a says where) */
+	bool a_pending;
 	bool stall_at_stop;	/* interrupted to be held: held from its interrupt stop on */
 	/* When the loop got its current stop (0: running, or held by a constraint): the time
 	 * until its resume is the tracer's, told to fsm (fsm_thread_held()) */
@@ -294,6 +297,8 @@ int stall_load(struct tracer *t, const char *path, uint64_t delay_ns);
  * runs free.
  */
 void stall_decide_earlier(struct tracer *t, struct thread *th);
+/* Acquisitions: a thread whose event ran may still be blocked inside, its A not yet done. */
+bool stall_acquires(enum model_event_kind kind);
 /* An interrupt stop: whether the thread stays held there (it was interrupted to be). */
 bool stall_at_interrupt(struct tracer *t, struct thread *th);
 /* After an event: true when the thread must stay stopped (stalled) for now. */

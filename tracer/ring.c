@@ -313,6 +313,7 @@ take(struct tracer *t, struct ring *rg, const struct bp_ring_slot *sl)
 	}
 	site = site_of(t, p, pcs + 1, n - 1, true);
 	th->in_a = NULL; /* its next event: whatever it acquired at an A, it has (stall.c) */
+	th->a_pending = false;
 	uint64_t ns = tsc_ns(rg, sl->tsc);
 	record_event_at(t, th, (enum model_event_kind)bp->tag, site, sl->rdi, ns);
 	th->ring_ns = ns;
@@ -393,6 +394,12 @@ ring_on_trap(struct tracer *t, struct thread *th, enum bp_ring_trap trap)
 		return thread_resume(t, th, 0);
 	}
 	ring_drain(t);
+	if (th->a_pending) {
+		/* Its stop, decided earlier: from here its A runs as soon as it is resumed. */
+		th->a_pending = false;
+		if (!th->stalled)
+			th->in_a = stall_acquires(th->ring_kind) ? th->in_a : NULL;
+	}
 	if (th->ring_fresh) {
 		th->ring_fresh = false;
 		/* It stopped right after writing its slot: the tracer's time began then. */

@@ -132,9 +132,8 @@ note_wait(struct tracer *t, struct thread *th, enum model_event_kind kind, uint6
 		fsm_thread_blocked_on(t->fsm, th->index, on->index, now_ns());
 }
 
-/* Acquisitions: a thread whose event ran may still be blocked inside, its A not yet done. */
-static bool
-acquires(enum model_event_kind kind)
+bool
+stall_acquires(enum model_event_kind kind)
 {
 	switch (kind) {
 	case MODEL_EV_MUTEX_LOCK:
@@ -169,12 +168,13 @@ hold_threads_in_a(struct tracer *t, struct thread *activator)
 			continue;
 		if (fsm_on_event(t->fsm, x->index, x->in_a->str, now_ns(), &until) != FSM_STALL)
 			continue;
-		x->stalled_in = x->in_a;
+		/* Held again after release only if it may block inside (an acquisition). */
+		x->stalled_in = !x->a_pending || stall_acquires(x->ring_kind) ? x->in_a : NULL;
 		x->in_a = NULL;
 		x->stalled = true;
 		t->nstalled++;
-		if (x->state == TS_HELD)
-			continue; /* already stopped: simply not resumed */
+		if (x->state == TS_HELD || x->a_pending)
+			continue; /* stopped, or stopping at its event: simply not resumed */
 		if (ptrace(PTRACE_INTERRUPT, x->tid, 0, 0) == 0)
 			x->stall_at_stop = true;
 		else /* gone: its exit will tell fsm */
@@ -258,13 +258,13 @@ stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 	       : fsm_on_event(t->fsm, th->index, site->str, at, &until);
 	if (r == FSM_STALL) {
 		th->stalled = true;
-		th->stalled_in = acquires(kind) ? site : NULL;
+		th->stalled_in = stall_acquires(kind) ? site : NULL;
 		t->nstalled++;
 		stall_update_trap(t);
 		return true;
 	}
 	note_wait(t, th, kind, object);
-	if (fs && fsm_site_delayable(fs) && acquires(kind))
+	if (fs && fsm_site_delayable(fs) && stall_acquires(kind))
 		th->in_a = site;
 	if (fs && fsm_site_activates(fs)) {
 		/* The CPU wait so far, read at most once a millisecond (a read of schedstat costs
@@ -294,10 +294,15 @@ stall_decide_earlier(struct tracer *t, struct thread *th)
 		    x->stop_ns || x->stalled || !x->ring_site ||
 		    fsm_site_resolve(t->fsm, x->ring_site->str, &fs) < 0 || !fsm_site_relevant(fs))
 			continue;
-		/* Decided now, as of its slot's time; its stop, when it comes, finds it done. */
+		/* Decided now, as of its slot's time; its stop, when it comes, finds it done. Let
+		 * go at an A, it still has not run it: a B that comes first holds it there. */
 		x->ring_fresh = false;
 		t->ring_stops++;
-		stall_on_event(t, x, x->ring_kind, x->ring_site, x->ring_object);
+		if (!stall_on_event(t, x, x->ring_kind, x->ring_site, x->ring_object) &&
+		    fsm_site_delayable(fs)) {
+			x->a_pending = true;
+			x->in_a = x->ring_site;
+		}
 	}
 }
 
@@ -318,6 +323,7 @@ stall_thread_gone(struct tracer *t, struct thread *th)
 	fsm_thread_exited(t->fsm, th->index, now_ns());
 	th->in_a = NULL;
 	th->stalled_in = NULL;
+	th->a_pending = false;
 	th->stall_at_stop = false;
 	if (th->stalled) {
 		th->stalled = false;
