@@ -28,16 +28,7 @@
 #include "ckmain.h"
 
 #define RUN_TIMEOUT_S 120
-
-static char tmpdir[256];
-
-static const char *
-env(const char *name)
-{
-	const char *v = getenv(name);
-	ck_assert_msg(v != NULL, "%s is not set (run through meson test)", name);
-	return v;
-}
+#include "harness.h"
 
 static void
 sleep_ms(long ms)
@@ -46,38 +37,10 @@ sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 setup(void)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/aviso-client.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void
-teardown(void)
-{
-	char cmd[512];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	(void)!system(cmd);
-}
-
-/* @name in tmpdir; the result stays valid for the next 15 calls. */
-static const char *
-path_in(const char *name)
-{
-	static char buf[16][512];
-	static int k;
-	char *b = buf[k++ % 16];
-	snprintf(b, 512, "%s/%s", tmpdir, name);
-	return b;
+	harness_setup("aviso-client");
 }
 
 static const char *
@@ -195,90 +158,6 @@ srv_stop(struct srv *s)
 }
 
 /* ---- aviso-trace ---- */
-
-struct run {
-	int status;
-	double seconds;
-	char err[65536];
-};
-
-/*
- * Runs aviso-trace with @args (NULL-terminated), its state under tmpdir (XDG_STATE_HOME) and
- * AVISO_SERVER set to @server_env (NULL: unset), stdout to /dev/null, stderr captured; killed
- * after RUN_TIMEOUT_S.
- */
-static pid_t
-spawn_trace(const char *server_env, const char *const *args)
-{
-	const char *argv[40];
-	const char *errpath = path_in("stderr");
-	int n = 0;
-	pid_t pid;
-
-	argv[n++] = env("AVISO_TRACE");
-	argv[n++] = "--report-dir";
-	argv[n++] = path_in("reports");
-	for (; *args && n < 38; args++)
-		argv[n++] = *args;
-	argv[n] = NULL;
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		dup2(fd, 2);
-		fd = open("/dev/null", O_WRONLY);
-		dup2(fd, 1);
-		setenv("XDG_STATE_HOME", tmpdir, 1);
-		if (server_env)
-			setenv("AVISO_SERVER", server_env, 1);
-		else
-			unsetenv("AVISO_SERVER");
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-/* Waits for aviso-trace @pid (started at @t0) to end, RUN_TIMEOUT_S at most. */
-static void
-finish_trace(struct run *r, pid_t pid, double t0)
-{
-	const char *errpath = path_in("stderr");
-
-	for (int waited = 0;; waited++) {
-		pid_t w = waitpid(pid, &r->status, WNOHANG);
-		ck_assert_int_ge(w, 0);
-		if (w == pid)
-			break;
-		if (waited > RUN_TIMEOUT_S * 20) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &r->status, 0);
-			ck_abort_msg("aviso-trace did not end within %d s", RUN_TIMEOUT_S);
-		}
-		sleep_ms(50);
-	}
-	r->seconds = now_s() - t0;
-	FILE *f = fopen(errpath, "r");
-	ck_assert_ptr_nonnull(f);
-	size_t len = fread(r->err, 1, sizeof(r->err) - 1, f);
-	r->err[len] = '\0';
-	fclose(f);
-}
-
-static void
-run_trace_env(struct run *r, const char *server_env, const char *const *args)
-{
-	double t0 = now_s();
-
-	finish_trace(r, spawn_trace(server_env, args), t0);
-}
-
-static void
-run_trace(struct run *r, const char *const *args)
-{
-	run_trace_env(r, NULL, args);
-}
 
 static void
 assert_exit0(const struct run *r)

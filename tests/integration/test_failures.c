@@ -8,12 +8,10 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -26,30 +24,12 @@
 #include "model/model.h"
 
 #define RUN_TIMEOUT_S 60
-
-static char tmpdir[256];
-
-static const char *
-env(const char *name)
-{
-	const char *v = getenv(name);
-	ck_assert_msg(v != NULL, "%s is not set (run through meson test)", name);
-	return v;
-}
+#include "harness.h"
 
 static void
 setup(void)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/aviso-failures.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void
-teardown(void)
-{
-	char cmd[512];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	(void)!system(cmd);
+	harness_setup("aviso-failures");
 }
 
 /* The first line of @dir/@file that contains @text. */
@@ -83,91 +63,6 @@ marker_line(const char *file, const char *marker)
 
 	snprintf(comment, sizeof(comment), "/* %s */", marker);
 	return source_line(env("FAILPROGS_SRC"), file, comment);
-}
-
-struct run {
-	int status;
-	double seconds;
-	char err[65536]; /* aviso-trace's stderr */
-	char out[4096];	 /* the program's stdout (its start) */
-};
-
-/*
- * Runs aviso-trace with @args (NULL-terminated; the program's name is resolved in FAILPROGS
- * when it has no '/'), its stdout to /dev/null and stderr captured, killing it after
- * RUN_TIMEOUT_S. The report directory is tmpdir/reports.
- */
-static void
-run_trace_signalled(struct run *r, const char *const *args, int sig, int after_ms);
-
-static void
-run_trace(struct run *r, const char *const *args)
-{
-	run_trace_signalled(r, args, 0, 0);
-}
-
-/* run_trace(), sending aviso-trace signal @sig (0: none) @after_ms after its start. */
-static void
-run_trace_signalled(struct run *r, const char *const *args, int sig, int after_ms)
-{
-	char errpath[300], reports[300];
-	const char *argv[32];
-	struct timespec t0, t1;
-	int n = 0, fd;
-	pid_t pid;
-
-	char outpath[300];
-	snprintf(errpath, sizeof(errpath), "%s/stderr", tmpdir);
-	snprintf(outpath, sizeof(outpath), "%s/stdout", tmpdir);
-	snprintf(reports, sizeof(reports), "%s/reports", tmpdir);
-	argv[n++] = env("AVISO_TRACE");
-	argv[n++] = "--report-dir";
-	argv[n++] = reports;
-	for (; *args && n < 30; args++)
-		argv[n++] = *args;
-	argv[n] = NULL;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		dup2(fd, 2);
-		fd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		dup2(fd, 1);
-		/* The model is on by default: each test keeps its store in its own directory. */
-		setenv("XDG_STATE_HOME", tmpdir, 1);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	for (int waited = 0;; waited++) {
-		pid_t w = waitpid(pid, &r->status, WNOHANG);
-		ck_assert_int_ge(w, 0);
-		if (w == pid)
-			break;
-		if (sig && waited * 50 >= after_ms) {
-			kill(pid, sig);
-			sig = 0;
-		}
-		if (waited > RUN_TIMEOUT_S * 20) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &r->status, 0);
-			ck_abort_msg("aviso-trace did not end within %d s", RUN_TIMEOUT_S);
-		}
-		usleep(50000);
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	r->seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
-	FILE *f = fopen(errpath, "r");
-	ck_assert_ptr_nonnull(f);
-	size_t len = fread(r->err, 1, sizeof(r->err) - 1, f);
-	r->err[len] = '\0';
-	fclose(f);
-	f = fopen(outpath, "r");
-	ck_assert_ptr_nonnull(f);
-	len = fread(r->out, 1, sizeof(r->out) - 1, f);
-	r->out[len] = '\0';
-	fclose(f);
 }
 
 static char *
