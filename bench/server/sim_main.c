@@ -114,8 +114,9 @@ main(int argc, char **argv)
 	       "late    late candidates\n"
 	       "                                         runs   served  after-run  to-contend  "
 	       "runs    rate\n");
-	for (int s = 0; s < MODEL_SELECT__COUNT; s++)
-	for (int rule = 0; rule < MODEL_BASELINE__COUNT; rule++) {
+	/* Every (selector, baseline rule) pair asked for, selector first. */
+	for (int k = 0; k < MODEL_SELECT__COUNT * MODEL_BASELINE__COUNT; k++) {
+		int s = k / MODEL_BASELINE__COUNT, rule = k % MODEL_BASELINE__COUNT;
 		const char *name = model_selector_name(s);
 		const char *rname = model_baseline_name(rule);
 		if (strcmp(selname, "all") != 0 && strcmp(selname, name) != 0)
