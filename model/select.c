@@ -10,56 +10,59 @@
 
 #include "model/internal.h"
 
+static const char *const selector_names[MODEL_SELECT__COUNT] = {
+    [MODEL_SELECT_PAPER] = "paper",
+    [MODEL_SELECT_THOMPSON] = "thompson",
+    [MODEL_SELECT_THOMPSON_MAX] = "thompson-max",
+};
+
+static const char *const baseline_names[MODEL_BASELINE__COUNT] = {
+    [MODEL_BASELINE_PAPER] = "paper",
+    [MODEL_BASELINE_CONTENDER] = "contender",
+};
+
+/* The index of @name in @names[0..n-1], or -EINVAL. */
+static int
+name_index(const char *const *names, int n, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(name, names[i]) == 0)
+			return i;
+	return -EINVAL;
+}
+
 const char *
 model_selector_name(enum model_selector sel)
 {
-	switch (sel) {
-	case MODEL_SELECT_PAPER:
-		return "paper";
-	case MODEL_SELECT_THOMPSON:
-		return "thompson";
-	case MODEL_SELECT_THOMPSON_MAX:
-		return "thompson-max";
-	default:
-		return "?";
-	}
+	return (unsigned)sel < MODEL_SELECT__COUNT ? selector_names[sel] : "?";
 }
 
 int
 model_selector_parse(const char *name, enum model_selector *ret_sel)
 {
-	for (int i = 0; i < MODEL_SELECT__COUNT; i++) {
-		if (strcmp(name, model_selector_name((enum model_selector)i)) == 0) {
-			*ret_sel = (enum model_selector)i;
-			return 0;
-		}
-	}
-	return -EINVAL;
+	int i = name_index(selector_names, MODEL_SELECT__COUNT, name);
+
+	if (i < 0)
+		return i;
+	*ret_sel = (enum model_selector)i;
+	return 0;
 }
 
 const char *
 model_baseline_name(enum model_baseline_rule rule)
 {
-	switch (rule) {
-	case MODEL_BASELINE_PAPER:
-		return "paper";
-	case MODEL_BASELINE_CONTENDER:
-		return "contender";
-	default:
-		return "?";
-	}
+	return (unsigned)rule < MODEL_BASELINE__COUNT ? baseline_names[rule] : "?";
 }
 
 int
 model_baseline_parse(const char *name, enum model_baseline_rule *ret)
 {
-	for (int i = 0; i < MODEL_BASELINE__COUNT; i++) {
-		if (strcmp(name, model_baseline_name((enum model_baseline_rule)i)) == 0) {
-			*ret = (enum model_baseline_rule)i;
-			return 0;
-		}
-	}
-	return -EINVAL;
+	int i = name_index(baseline_names, MODEL_BASELINE__COUNT, name);
+
+	if (i < 0)
+		return i;
+	*ret = (enum model_baseline_rule)i;
+	return 0;
 }
 
 /*
