@@ -392,10 +392,14 @@ on_event(struct fsm *f, uint32_t thread, const struct matches *m, uint64_t now, 
 		}
 	}
 
-	/* This is the thread's next event: whatever it waited for is over. */
+	/*
+	 * This is the thread's next event: whatever it waited for is over. It counts toward
+	 * release_after also past the deadline: a hold measured later (fsm_thread_held()) may
+	 * still move that deadline, and must not revive an instance whose activator is done.
+	 */
 	if (t) {
 		t->blocked_on = 0;
-		if (f->release_after && t->max_deadline > now &&
+		if (f->release_after && t->max_deadline && !t->retired &&
 		    ++t->events_since_b >= f->release_after)
 			retire(f, t, now);
 	}
@@ -620,8 +624,16 @@ fsm_thread_event_done(struct fsm *f, uint32_t thread, uint64_t now)
 	struct thread *t = thread_find(f, thread);
 
 	now = clamp_now(f, now);
-	if (t && f->release_after && !t->retired && t->max_deadline > now && t->events_since_b > 0)
+	if (t && f->release_after && !t->retired && t->max_deadline && t->events_since_b > 0)
 		retire(f, t, now);
+}
+
+bool
+fsm_thread_unfinished(const struct fsm *f, uint32_t thread)
+{
+	const struct thread *t = thread_find(f, thread);
+
+	return t && t->max_deadline && !t->retired;
 }
 
 size_t

@@ -179,6 +179,14 @@ void fsm_thread_held(struct fsm *f, uint32_t thread, uint64_t held_ns, uint64_t 
 void fsm_thread_event_done(struct fsm *f, uint32_t thread, uint64_t now);
 
 /*
+ * Whether @thread activated instances that have not ended by its own progress (its
+ * release_after-th event after B, a point executed, its exit): past their deadline, a hold
+ * measured now (fsm_thread_held()) can still move them. The tracer reads such a thread's CPU
+ * wait before it takes their deadline as passed.
+ */
+bool fsm_thread_unfinished(const struct fsm *f, uint32_t thread);
+
+/*
  * Collects up to @max stalled threads whose stall has ended by @now (deadline passed, or released
  * early), in the order they were stalled, into @ret_threads, and releases them: their pending
  * events execute now, so their B activations are applied at @now. Threads beyond @max stay due

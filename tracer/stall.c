@@ -213,6 +213,17 @@ run_delay(pid_t tid)
  * when it matters: before an event at some A is decided, and when a stall's deadline comes.
  */
 static void
+account_run_delay(struct tracer *t, struct thread *x, uint64_t now)
+{
+	uint64_t d = run_delay(x->tid);
+
+	if (d > x->run_delay)
+		fsm_thread_held(t->fsm, x->index, d - x->run_delay, now);
+	x->run_delay = d;
+	x->run_delay_at = now;
+}
+
+static void
 account_run_delays(struct tracer *t, const struct thread *deciding)
 {
 	uint64_t now = now_ns();
@@ -222,11 +233,7 @@ account_run_delays(struct tracer *t, const struct thread *deciding)
 		 * (one costs a few microseconds: not at every event of a busy A site). */
 		if (!x->timed || !x->index || x == deciding || now - x->run_delay_at < 100000)
 			continue;
-		uint64_t d = run_delay(x->tid);
-		if (d > x->run_delay)
-			fsm_thread_held(t->fsm, x->index, d - x->run_delay, now);
-		x->run_delay = d;
-		x->run_delay_at = now;
+		account_run_delay(t, x, now);
 	}
 }
 
@@ -254,6 +261,11 @@ stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 	uint64_t at = th->stop_ns ? th->stop_ns : th->ring_ns ? th->ring_ns : now_ns();
 	if (fs && fsm_site_delayable(fs))
 		account_run_delays(t, th);
+	/* An activator's own event counts toward releasing its instances (release_after) only
+	 * while they are active: its CPU wait since B, if any, first moves their deadline. */
+	if (th->timed && at > th->run_delay_at && at - th->run_delay_at >= 100000 &&
+	    fsm_thread_unfinished(t->fsm, th->index))
+		account_run_delay(t, th, at);
 	r = fs ? fsm_on_event_site(t->fsm, th->index, fs, at, &until)
 	       : fsm_on_event(t->fsm, th->index, site->str, at, &until);
 	if (r == FSM_STALL) {
@@ -437,10 +449,26 @@ stall_refresh_decisions(struct tracer *t)
 	stall_update_trap(t);
 }
 
+/*
+ * Every event stops while an instance is active (trap-all), so that its activator's progress is
+ * seen at once (release_after) and every A is decided. Before trap-all goes off, the CPU wait of
+ * each activator not done yet is read: it may move a deadline that looks passed. Off too soon,
+ * the activator's next events would go by in the ring unseen, and a later read of that wait
+ * would revive its instance after the activator had in fact left its window: the thread
+ * delayed at A would then be let go by a later event, in the activator's next window.
+ */
 void
 stall_update_trap(struct tracer *t)
 {
 	bool on = t->fsm && (t->decide_all || fsm_active(t->fsm, now_ns()));
+
+	if (!on && t->fsm && t->ring_trap_all) {
+		uint64_t now = now_ns();
+		for (struct thread *x = t->threads; x; x = x->next)
+			if (x->timed && x->index && fsm_thread_unfinished(t->fsm, x->index))
+				account_run_delay(t, x, now);
+		on = fsm_active(t->fsm, now_ns());
+	}
 
 	if (on != t->ring_trap_all)
 		ring_trap_all(t, on);

@@ -507,6 +507,47 @@ START_TEST(point_done_releases_at_the_first_event)
 }
 END_TEST
 
+/*
+ * Past its deadline, an activator's events still count toward release_after: a CPU wait read
+ * later (fsm_thread_held()) revives the instance only while the activator has not done them,
+ * and once it has, nothing revives it. Counted only while active, the activator's two events
+ * after B would be missed, and the late read would hold another thread at A after the
+ * activator had left its window (double_free).
+ */
+START_TEST(progress_past_the_deadline_counts)
+{
+	struct fsm_constraint c[] = {{B, A, 0}};
+	struct fsm_options opt = {.release_after_events = 2};
+	struct fsm *f = NULL;
+	uint32_t rel[4];
+	uint64_t until;
+
+	ck_assert_int_eq(fsm_create(c, 1, &opt, &f), 0);
+	ck_assert(!fsm_thread_unfinished(f, 1));
+	ck_assert_int_eq(fsm_on_event(f, 1, B, US(0), NULL), FSM_RUN);
+	ck_assert(fsm_thread_unfinished(f, 1));
+	ck_assert_int_eq(fsm_on_event(f, 1, X, US(1200), NULL), FSM_RUN); /* 1st, past 1000 */
+	ck_assert(fsm_thread_unfinished(f, 1));
+	/* It waited 800 us for a CPU since 450: its instance ends at 1800, and holds. */
+	fsm_thread_held(f, 1, US(800), US(1250));
+	ck_assert_int_eq(fsm_on_event(f, 2, A, US(1260), &until), FSM_STALL);
+	ck_assert_uint_eq(until, US(1800));
+	ck_assert_int_eq(fsm_on_event(f, 1, X, US(1300), NULL), FSM_RUN); /* 2nd: done */
+	ck_assert(!fsm_thread_unfinished(f, 1));
+	ck_assert_uint_eq(fsm_due(f, US(1300), rel, 4), 1);
+	ck_assert_uint_eq(rel[0], 2);
+
+	/* Both events past the deadline, then the late read: nothing is revived. */
+	ck_assert_int_eq(fsm_on_event(f, 1, B, US(2000), NULL), FSM_RUN);
+	ck_assert_int_eq(fsm_on_event(f, 1, X, US(3100), NULL), FSM_RUN);
+	ck_assert_int_eq(fsm_on_event(f, 1, X, US(3200), NULL), FSM_RUN);
+	fsm_thread_held(f, 1, US(1500), US(3300));
+	ck_assert_int_eq(fsm_on_event(f, 3, A, US(3310), NULL), FSM_RUN);
+	ck_assert_uint_eq(fsm_next_deadline(f), 0);
+	fsm_destroy(f);
+}
+END_TEST
+
 START_TEST(create_arguments)
 {
 	struct fsm_constraint bad[] = {{B, NULL, 0}};
@@ -981,6 +1022,7 @@ main(void)
 	tcase_add_loop_test(tc, scenario_table_handles, 0, nsc);
 	tcase_add_test(tc, create_arguments);
 	tcase_add_test(tc, point_done_releases_at_the_first_event);
+	tcase_add_test(tc, progress_past_the_deadline_counts);
 	tcase_add_test(tc, copies_its_input_and_delays);
 	tcase_add_test(tc, event_errors_change_nothing);
 	tcase_add_test(tc, due_respects_max);
