@@ -160,6 +160,12 @@ double model_stat_chi2(uint64_t a, uint64_t b, uint64_t c, uint64_t d);
 bool model_stat_effective(uint64_t base_runs, uint64_t base_fail, uint64_t runs, uint64_t fail,
 			  double *ret_chi2);
 /*
+ * Decisive: chi2 of {baseline, constraint} x {failed, succeeded} > SELECT_DECISIVE_CHI2 and a
+ * failure rate at most half the baseline's (select.c says why a contender must be decisive to
+ * end the 10% baseline share; records.c, for a failure to start a residual class).
+ */
+bool model_stat_decisive(uint64_t base_runs, uint64_t base_fail, uint64_t runs, uint64_t fail);
+/*
  * True when the baseline failure rate is known within +/-5% at 95% (z = 2), by the
  * Agresti-Coull interval (adds 2 failures and 2 successes, so 0 of n is not "known" at once).
  */
@@ -196,6 +202,14 @@ struct sel_class {
 	uint64_t failures; /* the class's failures */
 	size_t n;
 	struct sel_con *c; /* sorted by rank, highest first (thompson-max stops early) */
+	/*
+	 * A residual class (class_rec.under): offered only in runs that load constraint
+	 * under - 1, which class parent (an index) offers; its constraints are compared with that
+	 * one's outcomes, base_runs and base_failures, instead of the baseline's.
+	 */
+	uint32_t under;
+	size_t parent;
+	uint64_t base_runs, base_failures;
 };
 
 struct sel_input {
@@ -208,7 +222,8 @@ struct sel_input {
 
 /*
  * Chooses what a run loads: baseline (all of ret_choice[] set to -1 and true returned), or for
- * each class the index of one constraint in it (-1 for a class without constraints).
+ * each class the index of one constraint in it (-1 for a class without constraints, and for
+ * a residual class when the run does not load its parent constraint).
  * @ret_choice has n_classes entries. Deterministic in @rng's state.
  */
 bool model_select_run(const struct sel_input *in, struct prng *rng, long *ret_choice);
@@ -236,7 +251,13 @@ struct prog_meta {
 
 struct class_rec {
 	uint64_t failures;
-	uint32_t n_sites, pad;
+	uint32_t n_sites;
+	/*
+	 * 0: a class of its own. Else a residual class, of the failures of runs that loaded a
+	 * decisive contender, constraint under - 1, of its class (its parent): what that
+	 * constraint left (records.c classify()). Older stores have 0 here.
+	 */
+	uint32_t under;
 	/* followed by u32 sites[n_sites], sorted */
 };
 
@@ -276,6 +297,11 @@ struct snap_class {
 	uint32_t id;
 	uint64_t failures;
 	uint32_t n_sites;
+	uint32_t under; /* class_rec.under */
+	/* Its constraints are compared with these outcomes: the baseline's, or for a residual
+	 * class those of its parent constraint, which class parent (an index) holds. */
+	size_t parent;
+	uint64_t base_runs, base_failures;
 	size_t n, cap;
 	struct sel_con *c;
 	struct snap_detail *d;
@@ -321,9 +347,13 @@ int model_rec_run_put(struct store_txn *t, uint32_t prog, uint64_t num, const st
 /* Counts one outcome of a run that loaded @cids (none: baseline) everywhere it counts. */
 int model_rec_count_outcome(struct store_txn *t, uint32_t prog, struct prog_meta *meta,
 			    const uint32_t *cids, size_t n, bool failed);
-/* Learns from a failure RPB: its class, and its candidate constraints. */
+/*
+ * Learns from a failure RPB of a run that loaded @cids[0..n-1]: its class (a residual class when
+ * it loaded a decisive contender of the class the failure is like), and its candidates.
+ */
 int model_rec_learn_failure(struct store_txn *t, const struct model_options *opt, uint32_t prog,
-			    struct prog_meta *meta, const struct rpb *rpb);
+			    struct prog_meta *meta, const struct rpb *rpb, const uint32_t *cids,
+			    size_t n);
 int model_rec_cmp_u32(const void *x, const void *y);
 
 /* ---- snapshots (snapshot.c): ranked models for the choice, and the statistics ---- */

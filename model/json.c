@@ -481,7 +481,8 @@ class_json(const struct model_class_stats *cs)
 	json_object *o = json_object_new_object(), *arr = json_object_new_array();
 	bool ok = o && arr && add(o, "id", json_object_new_int64(cs->id)) &&
 		  add(o, "failures", json_object_new_uint64(cs->failures)) &&
-		  add(o, "sites", json_object_new_uint64(cs->n_sites));
+		  add(o, "sites", json_object_new_uint64(cs->n_sites)) &&
+		  (!cs->under || add(o, "under", json_object_new_int64(cs->under - 1)));
 
 	for (size_t i = 0; ok && i < cs->n; i++)
 		ok = push(arr, constraint_json(&cs->c[i]));
@@ -855,15 +856,17 @@ parse_constraint_stats(json_object *o, struct model_constraint_stats *c)
 static int
 parse_class_stats(json_object *o, struct model_class_stats *cs)
 {
-	json_object *arr;
-	uint64_t id, sites;
+	json_object *arr, *under;
+	uint64_t id, sites, u;
 
 	if (!json_object_is_type(o, json_type_object) || field_u64(o, "id", true, &id) < 0 ||
 	    id > UINT32_MAX || field_u64(o, "failures", false, &cs->failures) < 0 ||
 	    field_u64(o, "sites", false, &sites) < 0 ||
-	    field(o, "constraints", json_type_array, &arr) < 0)
+	    field(o, "under", json_type_int, &under) < 0 || field_u64(o, "under", false, &u) < 0 ||
+	    u >= UINT32_MAX || field(o, "constraints", json_type_array, &arr) < 0)
 		return -EINVAL;
 	cs->id = (uint32_t)id;
+	cs->under = under ? (uint32_t)u + 1 : 0;
 	cs->n_sites = (size_t)sites;
 	size_t n = arr ? json_object_array_length(arr) : 0;
 	cs->c = calloc(n ? n : 1, sizeof(*cs->c));

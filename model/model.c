@@ -353,7 +353,7 @@ end_write(struct store_txn *t, void *arg)
 	if ((r = model_rec_count_outcome(t, c->prog, &meta, cids, n, rep->failed)) < 0)
 		goto leave;
 	if (rep->failed && c->rpb.n > 0 &&
-	    (r = model_rec_learn_failure(t, &c->m->opt, c->prog, &meta, &c->rpb)) < 0)
+	    (r = model_rec_learn_failure(t, &c->m->opt, c->prog, &meta, &c->rpb, cids, n)) < 0)
 		goto leave;
 	rec->ended = 1;
 	rec->failed = rep->failed;

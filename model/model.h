@@ -181,6 +181,10 @@ struct model_constraint_stats {
 
 struct model_class_stats {
 	uint32_t id;
+	/* 0, or a residual class: the failures of runs that loaded constraint under - 1, a
+	 * decisive contender of another class; its constraints are loaded on top of that one and
+	 * compared with its outcomes (JSON: "under": that constraint's id, absent for 0). */
+	uint32_t under;
 	uint64_t failures; /* F */
 	size_t n_sites;	   /* sites of its exemplar failure */
 	size_t n;	   /* constraints, sorted by weight, highest first */

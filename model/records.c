@@ -409,6 +409,7 @@ model_rec_count_outcome(struct store_txn *t, uint32_t prog, struct prog_meta *me
 struct classify {
 	const uint32_t *sites;
 	size_t n;
+	uint32_t under; /* 0: the most similar class of its own; else the residual class under it */
 	double best;
 	uint32_t best_id;
 };
@@ -424,6 +425,15 @@ classify_one(const void *key, size_t klen, const void *val, size_t vlen, void *a
 	memcpy(&rec, val, sizeof(rec));
 	if (vlen < sizeof(rec) + rec.n_sites * sizeof(uint32_t))
 		return -EIO;
+	if (c->under || rec.under) {
+		/* A residual class is found by its constraint, never by likeness. */
+		if (rec.under && rec.under == c->under) {
+			c->best = 1;
+			c->best_id = model_key_get_u32((const uint8_t *)key + 6);
+			return 1;
+		}
+		return 0;
+	}
 	/* The exemplar's ids, copied: the map need not be aligned for u32. */
 	uint32_t *ex = malloc((rec.n_sites ? rec.n_sites : 1) * sizeof(*ex));
 	if (!ex)
@@ -446,15 +456,46 @@ model_rec_cmp_u32(const void *x, const void *y)
 }
 
 /*
+ * The constraint among @cids[0..n-1] that belongs to class @class_id and is decisive against
+ * the baseline, plus 1; 0 when none is.
+ */
+static int
+decisive_of_class(struct store_txn *t, uint32_t prog, const struct prog_meta *meta,
+		  uint32_t class_id, const uint32_t *cids, size_t n, uint32_t *ret_under)
+{
+	*ret_under = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct key k = model_rec_key1(prog, 'K', cids[i]);
+		struct con_rec c;
+		int r = model_rec_get(t, &k, &c, sizeof(c));
+		if (r < 0)
+			return r;
+		if (c.class_id == class_id &&
+		    model_stat_decisive(meta->base_runs, meta->base_fail, c.runs, c.failures)) {
+			*ret_under = cids[i] + 1;
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/*
  * Puts a failure whose sites are @ids[0..n-1] (store ids) in its class (AVISO.md section 4),
  * creating the class when none is similar enough; counts the failure in it.
+ *
+ * A failure of a run that loaded a decisive contender of the class it is like goes instead to
+ * that contender's residual class (created with this failure as its exemplar): what the
+ * contender did not avoid. A bug that fails in two orders (double_free: either thread may read
+ * the pointer first) makes one class, whose contender covers one order; the other order's
+ * failures then teach a second constraint, loaded on top of the first (select.c).
  */
 static int
 classify(struct store_txn *t, uint32_t prog, struct prog_meta *meta, double threshold,
-	 const uint32_t *ids, size_t n, uint32_t *ret_class)
+	 const uint32_t *ids, size_t n, const uint32_t *cids, size_t n_cids, uint32_t *ret_class)
 {
 	uint32_t *set = malloc((n ? n : 1) * sizeof(*set));
 	struct key prefix;
+	uint32_t under = 0;
 	int r;
 
 	if (!set)
@@ -465,6 +506,14 @@ classify(struct store_txn *t, uint32_t prog, struct prog_meta *meta, double thre
 	model_key_prog(&prefix, prog, 'C');
 	if ((r = model_store_scan(t, prefix.b, prefix.n, classify_one, &c)) < 0)
 		goto leave;
+	if (c.best >= threshold &&
+	    (r = decisive_of_class(t, prog, meta, c.best_id, cids, n_cids, &under)) < 0)
+		goto leave;
+	if (under) {
+		c = (struct classify){.sites = set, .n = n, .under = under, .best = -1};
+		if ((r = model_store_scan(t, prefix.b, prefix.n, classify_one, &c)) < 0)
+			goto leave;
+	}
 
 	struct key k;
 	size_t size = sizeof(struct class_rec) + n * sizeof(uint32_t);
@@ -486,7 +535,7 @@ classify(struct store_txn *t, uint32_t prog, struct prog_meta *meta, double thre
 		r = -ENOMEM;
 		goto leave;
 	}
-	struct class_rec rec = {.failures = 0, .n_sites = (uint32_t)n};
+	struct class_rec rec = {.failures = 0, .n_sites = (uint32_t)n, .under = under};
 	if (old) {
 		memcpy(val, old, size);
 		memcpy(&rec, val, sizeof(rec));
@@ -540,7 +589,8 @@ count_candidate(struct store_txn *t, uint32_t prog, struct prog_meta *meta, uint
 /* Learns from a failure RPB: its class, and its candidate constraints. */
 int
 model_rec_learn_failure(struct store_txn *t, const struct model_options *opt, uint32_t prog,
-			struct prog_meta *meta, const struct rpb *rpb)
+			struct prog_meta *meta, const struct rpb *rpb, const uint32_t *cids,
+			size_t n)
 {
 	uint32_t *ids = malloc((rpb->n_sites ? rpb->n_sites : 1) * sizeof(*ids));
 	struct pair *pairs = NULL;
@@ -551,7 +601,8 @@ model_rec_learn_failure(struct store_txn *t, const struct model_options *opt, ui
 	if (!ids)
 		return -ENOMEM;
 	if ((r = model_rec_intern_sites(t, prog, rpb, meta, ids)) < 0 ||
-	    (r = classify(t, prog, meta, opt->class_similarity, ids, rpb->n_sites, &class_id)) < 0)
+	    (r = classify(t, prog, meta, opt->class_similarity, ids, rpb->n_sites, cids, n,
+			  &class_id)) < 0)
 		goto leave;
 	np = model_pairs_extract(rpb->site, rpb->thread, rpb->n, opt->window, opt->intervening_rule,
 				 rpb->delayable, &pairs);

@@ -76,16 +76,15 @@ model_baseline_parse(const char *name, enum model_baseline_rule *ret)
 static bool
 decisive(const struct sel_con *c, uint64_t base_runs, uint64_t base_failures)
 {
-	return c->chi2 > SELECT_DECISIVE_CHI2 &&
-	       2.0 * (double)c->failures * (double)base_runs <=
-		   (double)base_failures * (double)c->runs;
+	return model_stat_decisive(base_runs, base_failures, c->runs, c->failures);
 }
 
 /*
  * MODEL_BASELINE_CONTENDER's condition: every class with candidates that holds at least
  * SELECT_MAJOR_CLASS of the failures of such classes has a decisive contender (baseline runs
  * do nothing for a class without candidates) (a single odd failure must
- * not keep the share at 10% forever). False when no class has candidates.
+ * not keep the share at 10% forever). False when no class has candidates. Residual classes
+ * do not count: they are measured against their parent constraint, not the baseline.
  */
 static bool
 major_classes_have_contenders(const struct sel_input *in)
@@ -94,10 +93,10 @@ major_classes_have_contenders(const struct sel_input *in)
 	bool any = false;
 
 	for (size_t k = 0; k < in->n_classes; k++)
-		total += in->classes[k].n ? in->classes[k].failures : 0;
+		total += in->classes[k].n && !in->classes[k].under ? in->classes[k].failures : 0;
 	for (size_t k = 0; k < in->n_classes; k++) {
 		const struct sel_class *c = &in->classes[k];
-		if (c->n == 0 || (double)c->failures < SELECT_MAJOR_CLASS * (double)total)
+		if (c->n == 0 || c->under || (double)c->failures < SELECT_MAJOR_CLASS * (double)total)
 			continue;
 		long best = model_select_best_effective(c);
 		if (best < 0 || !decisive(&c->c[best], in->base_runs, in->base_failures))
@@ -244,11 +243,20 @@ explore_thompson_max(const struct sel_class *c, double base, struct prng *rng)
 	return pick;
 }
 
+/* The rate class @c's constraints are weighed against: its parent constraint's, or the
+ * baseline's. */
+static double
+class_base_rate(const struct sel_input *in, const struct sel_class *c)
+{
+	return c->under ? model_select_base_rate(c->base_runs, c->base_failures)
+			: model_select_base_rate(in->base_runs, in->base_failures);
+}
+
 /* Explores class @c: one draw by the selector. */
 static long
 explore(const struct sel_input *in, const struct sel_class *c, struct prng *rng)
 {
-	double base = model_select_base_rate(in->base_runs, in->base_failures);
+	double base = class_base_rate(in, c);
 
 	if (in->selector == MODEL_SELECT_THOMPSON_MAX)
 		return explore_thompson_max(c, base, rng);
@@ -269,6 +277,26 @@ explore(const struct sel_input *in, const struct sel_class *c, struct prng *rng)
 	return pick;
 }
 
+/* Class @c's constraint for a run that is not a baseline run: exploit or explore. */
+static long
+choose(const struct sel_input *in, const struct sel_class *c, struct prng *rng)
+{
+	long best = model_select_best_effective(c);
+
+	if (best >= 0 && model_prng_unit(rng) < SELECT_EXPLOIT_SHARE)
+		return best;
+	return explore(in, c, rng);
+}
+
+/* Whether this run (@choice) loads the parent constraint of residual class @c. */
+static bool
+loads_parent(const struct sel_input *in, const struct sel_class *c, const long *choice)
+{
+	if (c->parent >= in->n_classes || in->classes[c->parent].under || choice[c->parent] < 0)
+		return false;
+	return in->classes[c->parent].c[choice[c->parent]].cid == c->under - 1;
+}
+
 bool
 model_select_run(const struct sel_input *in, struct prng *rng, long *ret_choice)
 {
@@ -283,15 +311,13 @@ model_select_run(const struct sel_input *in, struct prng *rng, long *ret_choice)
 		return true;
 	if (model_prng_unit(rng) < model_select_base_share(in))
 		return true;
-	for (size_t k = 0; k < in->n_classes; k++) {
-		const struct sel_class *c = &in->classes[k];
-		if (c->n == 0)
-			continue;
-		long best = model_select_best_effective(c);
-		if (best >= 0 && model_prng_unit(rng) < SELECT_EXPLOIT_SHARE)
-			ret_choice[k] = best;
-		else
-			ret_choice[k] = explore(in, c, rng);
-	}
+	for (size_t k = 0; k < in->n_classes; k++)
+		if (in->classes[k].n && !in->classes[k].under)
+			ret_choice[k] = choose(in, &in->classes[k], rng);
+	/* Then each residual class, on top of its parent constraint when the run loads it. */
+	for (size_t k = 0; k < in->n_classes; k++)
+		if (in->classes[k].n && in->classes[k].under &&
+		    loads_parent(in, &in->classes[k], ret_choice))
+			ret_choice[k] = choose(in, &in->classes[k], rng);
 	return false;
 }

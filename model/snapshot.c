@@ -63,6 +63,9 @@ snap_add_class(const void *key, size_t klen, const void *val, size_t vlen, void 
 	    .id = model_key_get_u32((const uint8_t *)key + 6),
 	    .failures = rec.failures,
 	    .n_sites = rec.n_sites,
+	    .under = rec.under,
+	    .base_runs = s->meta.base_runs,
+	    .base_failures = s->meta.base_fail,
 	};
 	return 0;
 }
@@ -199,6 +202,36 @@ snap_sort(struct snap_class *c)
 	return r;
 }
 
+/*
+ * A residual class's constraints are loaded on top of its parent constraint: they are judged
+ * against that constraint's outcomes (effective: fewer failures than it alone), not against the
+ * baseline, which the parent alone already beats. A residual class whose parent constraint is
+ * not found (a damaged store) keeps the baseline and is never offered (parent = itself).
+ */
+static void
+snap_residuals(struct snap *s)
+{
+	for (size_t k = 0; k < s->n_classes; k++) {
+		struct snap_class *c = &s->classes[k];
+		const struct sel_con *p = NULL;
+
+		c->parent = k;
+		for (size_t j = 0; c->under && j < s->n_classes && !p; j++)
+			for (size_t i = 0; i < s->classes[j].n && !p; i++)
+				if (s->classes[j].c[i].cid == c->under - 1 && !s->classes[j].under) {
+					p = &s->classes[j].c[i];
+					c->parent = j;
+				}
+		if (!p)
+			continue;
+		c->base_runs = p->runs;
+		c->base_failures = p->failures;
+		for (size_t i = 0; i < c->n; i++)
+			c->c[i].effective = model_stat_effective(p->runs, p->failures, c->c[i].runs,
+								 c->c[i].failures, &c->c[i].chi2);
+	}
+}
+
 /* Loads program @prog's classes and constraints with their ranks, by rank in each class. */
 int
 model_snap_load(struct store_txn *t, uint32_t prog, struct snap *s)
@@ -227,6 +260,7 @@ model_snap_load(struct store_txn *t, uint32_t prog, struct snap *s)
 	model_key_prog(&prefix, prog, 'K');
 	if ((r = model_store_scan(t, prefix.b, prefix.n, snap_add_con, &sc)) < 0)
 		goto leave;
+	snap_residuals(s);
 	for (size_t k = 0; k < s->n_classes && r == 0; k++)
 		r = snap_sort(&s->classes[k]);
 leave:
@@ -397,7 +431,7 @@ cmp_weight(const void *x, const void *y)
 /* Fills constraint @out from snapshot entry @x/@d. */
 static int
 constraint_stats(struct store_txn *t, enum model_selector sel, const struct snap *s,
-		 const struct sel_con *x, const struct snap_detail *d,
+		 double base_rate, const struct sel_con *x, const struct snap_detail *d,
 		 struct model_constraint_stats *out)
 {
 	const char *b, *bw, *a, *aw;
@@ -420,8 +454,7 @@ constraint_stats(struct store_txn *t, enum model_selector sel, const struct snap
 	out->ci = d->ci;
 	out->fc = d->fc;
 	out->rank = x->rank;
-	out->weight = model_select_weight(
-	    sel, x, model_select_base_rate(s->meta.base_runs, s->meta.base_fail));
+	out->weight = model_select_weight(sel, x, base_rate);
 	out->runs = x->runs;
 	out->failures = x->failures;
 	out->rate = x->runs ? (double)x->failures / (double)x->runs : 0;
@@ -440,7 +473,11 @@ model_snap_sel_input(const struct snap *s, const struct model_options *o,
 		classes[k] = (struct sel_class){.id = s->classes[k].id,
 						.failures = s->classes[k].failures,
 						.n = s->classes[k].n,
-						.c = s->classes[k].c};
+						.c = s->classes[k].c,
+						.under = s->classes[k].under,
+						.parent = s->classes[k].parent,
+						.base_runs = s->classes[k].base_runs,
+						.base_failures = s->classes[k].base_failures};
 	*in = (struct sel_input){
 	    .selector = o->selector,
 	    .baseline = o->baseline,
@@ -496,6 +533,7 @@ program_stats(struct store_txn *t, struct model *m, uint32_t num, const char *id
 		struct snap_class *sc = &s.classes[k];
 		struct model_class_stats *cs = &ps->classes[k];
 		cs->id = sc->id;
+		cs->under = sc->under;
 		cs->failures = sc->failures;
 		cs->n_sites = sc->n_sites;
 		cs->c = calloc(sc->n ? sc->n : 1, sizeof(*cs->c));
@@ -505,8 +543,10 @@ program_stats(struct store_txn *t, struct model *m, uint32_t num, const char *id
 		}
 		cs->n = sc->n;
 		for (size_t i = 0; i < sc->n; i++) {
-			r = constraint_stats(t, m->opt.selector, &s, &sc->c[i], &sc->d[i],
-					     &cs->c[i]);
+			r = constraint_stats(
+			    t, m->opt.selector, &s,
+			    model_select_base_rate(sc->base_runs, sc->base_failures), &sc->c[i],
+			    &sc->d[i], &cs->c[i]);
 			if (r < 0)
 				goto leave;
 			ps->n_contenders += sc->c[i].effective;

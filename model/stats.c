@@ -80,6 +80,15 @@ model_stat_effective(uint64_t base_runs, uint64_t base_fail, uint64_t runs, uint
 }
 
 bool
+model_stat_decisive(uint64_t base_runs, uint64_t base_fail, uint64_t runs, uint64_t fail)
+{
+	double chi2 = model_stat_chi2(base_fail, base_runs - base_fail, fail, runs - fail);
+
+	return runs && base_runs && chi2 > SELECT_DECISIVE_CHI2 &&
+	       2.0 * (double)fail * (double)base_runs <= (double)base_fail * (double)runs;
+}
+
+bool
 model_stat_baseline_known(uint64_t runs, uint64_t failures)
 {
 	const double z = 2.0, half = 0.05;

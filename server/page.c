@@ -129,6 +129,12 @@ class_html(struct buf *b, const struct model_class_stats *cs)
 		   "<h3>Class %" PRIu32 ": %" PRIu64 " failures, %zu sites, %zu constraints"
 		   "</h3>",
 		   cs->id, cs->failures, cs->n_sites, cs->n);
+	if (cs->under)
+		buf_printf(b,
+			   "<p>Residual class: failures of runs that loaded constraint %" PRIu32
+			   ". Its constraints are loaded on top of that one, and compared with "
+			   "its failure rate instead of the baseline's.</p>",
+			   cs->under - 1);
 	buf_printf(b, "<h4>Contenders (%zu)</h4>", contenders);
 	if (contenders) {
 		table_head(b);
@@ -137,7 +143,10 @@ class_html(struct buf *b, const struct model_class_stats *cs)
 				constraint_row(b, &cs->c[i]);
 		buf_puts(b, "</table>");
 	} else {
-		buf_puts(b, "<p>None yet: no constraint is significantly below the baseline.</p>");
+		buf_puts(b, cs->under ? "<p>None yet: no constraint is significantly below the "
+					"failure rate of the one it is loaded on.</p>"
+				      : "<p>None yet: no constraint is significantly below the "
+					"baseline.</p>");
 	}
 	size_t shown = cs->n < PAGE_TOP_CONSTRAINTS ? cs->n : PAGE_TOP_CONSTRAINTS;
 	buf_printf(b, "<h4>Constraints by weight (%zu of %zu)</h4>", shown, cs->n);

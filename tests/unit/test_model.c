@@ -462,6 +462,57 @@ START_TEST(selection_thompson_prefers_rank_and_success)
 }
 END_TEST
 
+/*
+ * A residual class is chosen in exactly the runs that load its parent constraint, and weighed
+ * against that constraint's rate: with the parent at 1/100, a residual constraint at 1/20 is
+ * worth nothing (worse than its parent alone), one at 0/50 is effective there.
+ */
+START_TEST(selection_residual_class_rides_on_its_parent)
+{
+	struct sel_con parent[2] = {{.cid = 5, .rank = 0.5, .runs = 100, .failures = 1},
+				    {.cid = 6, .rank = 0.9}};
+	struct sel_con res[2] = {{.cid = 7, .rank = 0.5, .runs = 20, .failures = 1},
+				 {.cid = 8, .rank = 0.1, .runs = 50, .failures = 0}};
+	struct sel_class k[2] = {
+	    {.id = 1, .n = 2, .c = parent},
+	    {.id = 2, .n = 2, .c = res, .under = 5 + 1, .parent = 0, .base_runs = 100,
+	     .base_failures = 1}};
+	struct sel_input in = {.selector = MODEL_SELECT_THOMPSON_MAX,
+			       .base_runs = 100,
+			       .base_failures = 30,
+			       .n_classes = 2,
+			       .classes = k};
+	size_t with = 0, without = 0, picks[2] = {0};
+	struct prng rng;
+	long choice[2];
+
+	parent[0].effective = true;
+	res[1].effective = true;
+	model_prng_seed(&rng, 7);
+	for (int i = 0; i < 4000; i++) {
+		if (model_select_run(&in, &rng, choice))
+			continue;
+		ck_assert_int_ge(choice[0], 0);
+		ck_assert((choice[0] == 0) == (choice[1] >= 0));
+		if (choice[1] >= 0)
+			picks[choice[1]]++;
+		if (choice[0] == 0)
+			with++;
+		else
+			without++;
+	}
+	ck_assert_uint_gt(without, 100); /* explored: the untried parent constraint */
+	ck_assert_uint_gt(with, 3000);
+	ck_assert_uint_gt(picks[1], 20 * picks[0]);
+	/* A residual class without a contender does not keep the baseline share at 10%. */
+	in.baseline = MODEL_BASELINE_CONTENDER;
+	res[1].effective = false;
+	ck_assert_double_eq(model_select_base_share(&in), SELECT_BASE_SHARE_LATE);
+	k[1].under = 0; /* as a class of its own, it would */
+	ck_assert_double_eq(model_select_base_share(&in), SELECT_BASE_SHARE_EARLY);
+}
+END_TEST
+
 /* The rank is a prior that evidence overrides: a culprit of rank 0.007 with 740 runs at 0.5%
  * failures is explored before a constraint of rank 0.228 failing 16.5% of 103 runs, against a
  * baseline measured at 4 of 14 (cxx_workq's numbers). As a plain factor the rank kept the
@@ -656,6 +707,120 @@ START_TEST(class_assignment)
 	ck_assert_uint_eq(ps->classes[0].n_sites, 5);
 	ck_assert_uint_eq(ps->classes[1].failures, 2);
 	ck_assert_uint_eq(ps->classes[1].n_sites, 4);
+	model_stats_free(st);
+	model_close(m);
+}
+END_TEST
+
+/* Starts a run and ends it as if it had loaded @cids[0..n-1], with @e as its outcome. */
+static void
+report_loaded(struct model *m, const char *const *cids, size_t n, bool failed,
+	      const struct model_event *e, size_t ne)
+{
+	char run[48];
+	start(m, run);
+	struct model_report rep = {.run = run,
+				   .failed = failed,
+				   .have_constraints = true,
+				   .constraints = cids,
+				   .n_constraints = n,
+				   .rpb = e,
+				   .n_rpb = ne};
+	ck_assert_int_eq(model_run_end(m, &rep), 0);
+}
+
+/*
+ * A failure of a run that loaded a decisive contender of the class it is like starts that
+ * contender's residual class (double_free fails in two orders: one class, one constraint per
+ * order). The residual class is offered only on top of its contender, and its constraints are
+ * judged against the contender's failure rate, not the baseline's.
+ */
+START_TEST(residual_class_on_a_decisive_contender)
+{
+	struct model *m = open_model(10);
+	const char *s1[] = {"a", "b", "c", "d"};
+	struct model_event f[4], ok[] = {ev(1, 1, "b"), ev(2, 2, "a")};
+	struct model_stats *st;
+
+	for (size_t i = 0; i < 4; i++)
+		f[i] = ev(i + 1, 1 + i % 2, s1[i]);
+	for (int i = 0; i < 20; i++) /* baseline: 10 of 20 fail */
+		report(m, i % 2 == 0, i % 2 == 0 ? f : ok, i % 2 == 0 ? 4 : 2);
+	ck_assert_int_eq(model_stats_get(m, NULL, &st), 0);
+	const struct model_constraint_stats *cc = find_constraint(&st->programs[0], "a", "b");
+	ck_assert_ptr_nonnull(cc);
+	char cid[24];
+	strcpy(cid, cc->id);
+	model_stats_free(st);
+	const char *con[] = {cid};
+
+	/* Not decisive yet (1 run, 1 failure): its failure joins the class. */
+	report_loaded(m, con, 1, true, f, 4);
+	for (int i = 0; i < 40; i++)
+		report_loaded(m, con, 1, false, NULL, 0);
+	/* Decisive now (1/41 against 10/20): what it leaves starts a residual class. */
+	report_loaded(m, con, 1, true, f, 4);
+	ck_assert_int_eq(model_stats_get(m, NULL, &st), 0);
+	const struct model_program_stats *ps = &st->programs[0];
+	ck_assert_uint_eq(ps->n_classes, 2);
+	ck_assert_uint_eq(ps->classes[0].under, 0);
+	ck_assert_uint_eq(ps->classes[0].failures, 11);
+	ck_assert_uint_eq(ps->classes[1].under, strtoul(cid, NULL, 10) + 1);
+	ck_assert_uint_eq(ps->classes[1].failures, 1);
+	ck_assert_uint_gt(ps->classes[1].n, 0);
+	uint32_t residual = ps->classes[1].id;
+	char xid[24];
+	strcpy(xid, ps->classes[1].c[0].id);
+	model_stats_free(st);
+
+	/* Offered with the contender, never without it. */
+	size_t with = 0, without = 0;
+	for (uint64_t seed = 1; seed <= 200; seed++) {
+		struct model_plan *p;
+		ck_assert_int_eq(model_run_start(m, &prog, &seed, &p), 0);
+		bool has_c = false, has_residual = false;
+		for (size_t i = 0; i < p->n; i++) {
+			has_c |= strcmp(p->constraints[i].id, cid) == 0;
+			has_residual |= p->constraints[i].class_id == residual;
+		}
+		ck_assert(has_c == has_residual);
+		if (!p->baseline && has_c)
+			with++;
+		else if (!p->baseline)
+			without++;
+		model_plan_free(p);
+	}
+	ck_assert_uint_gt(with, 100); /* the contender is exploited 75% of the time */
+
+	/* 0 of 6 runs on top of the contender: below the baseline (chi-square 4.8), but not
+	 * below the contender's 1/42: not a contender of its class. */
+	const char *both[] = {cid, xid};
+	for (int i = 0; i < 6; i++)
+		report_loaded(m, both, 2, false, NULL, 0);
+	ck_assert_int_eq(model_stats_get(m, NULL, &st), 0);
+	ps = &st->programs[0];
+	const struct model_constraint_stats *x = NULL;
+	for (size_t i = 0; i < ps->classes[1].n; i++)
+		if (strcmp(ps->classes[1].c[i].id, xid) == 0)
+			x = &ps->classes[1].c[i];
+	ck_assert_ptr_nonnull(x);
+	ck_assert_uint_eq(x->runs, 6);
+	ck_assert(!x->effective);
+	double chi2;
+	ck_assert(model_stat_effective(20, 10, 6, 0, &chi2));
+
+	/* The stats keep "under" through JSON. */
+	for (size_t p = 0; p < st->n; p++)
+		st->programs[p].baseline_curve.n = st->programs[p].constrained_curve.n = 0;
+	char *text;
+	struct model_stats *back;
+	const char *err;
+	ck_assert_int_eq(model_json_format_stats(st, &text), 0);
+	ck_assert_int_eq(model_json_parse_stats(text, strlen(text), &back, &err), 0);
+	ck_assert_uint_eq(back->programs[0].classes[1].under, ps->classes[1].under);
+	ck_assert_uint_eq(back->programs[0].classes[0].under, 0);
+	model_stats_free(back);
+	free(text);
 	model_stats_free(st);
 	model_close(m);
 }
@@ -1183,6 +1348,7 @@ model_suite(void)
 	tcase_add_test(tc, baseline_share_rules);
 	tcase_add_test(tc, selection_thompson_prefers_rank_and_success);
 	tcase_add_test(tc, selection_rank_is_a_prior_evidence_overrides);
+	tcase_add_test(tc, selection_residual_class_rides_on_its_parent);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("store");
@@ -1190,6 +1356,7 @@ model_suite(void)
 	tcase_add_test(tc, rank_of_a_small_model);
 	tcase_add_test(tc, class_assignment);
 	tcase_add_test(tc, start_serves_one_per_class_and_replays);
+	tcase_add_test(tc, residual_class_on_a_decisive_contender);
 	tcase_add_test(tc, snapshot_age_bounds_staleness);
 	tcase_add_test(tc, bad_reports_change_nothing);
 	tcase_add_test(tc, ticks_count_successes);
