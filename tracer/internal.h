@@ -300,6 +300,12 @@ void stall_decide_earlier(struct tracer *t, struct thread *th);
 /* Acquisitions: a thread whose event ran may still be blocked inside, its A not yet done. */
 bool stall_acquires(enum model_event_kind kind);
 /* An interrupt stop: whether the thread stays held there (it was interrupted to be). */
+/*
+ * Whether the point @th stopped at (a single instruction, @site) must have run before the
+ * tracer goes on: it is at an A site (decided to run, it comes before any B handled next), or
+ * @th's instances are not done (it may release the threads they hold).
+ */
+bool stall_point_must_run(struct tracer *t, struct thread *th, const struct site *site);
 bool stall_at_interrupt(struct tracer *t, struct thread *th);
 /* After an event: true when the thread must stay stopped (stalled) for now. */
 bool stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,

@@ -432,20 +432,29 @@ on_breakpoint(struct tracer *t, struct thread *th, struct bp_breakpoint *bp,
 		site = record_hit(t, th, bp, regs, &kind);
 		stall = site && stall_on_event(t, th, kind, site, regs->rdi);
 	}
-	if (bp->insn.kind == BP_RESUME_PAD) { /* it goes on from the trap: no register to set */
-		if (stall)
-			return 0;
-		r = thread_resume(t, th, 0);
-	} else {
+	if (bp->insn.kind != BP_RESUME_PAD) { /* a pad goes on from the trap: no register to set */
 		r = bp_breakpoint_resume(p->as, bp, regs);
 		if (stall) /* ready to go on, but held until the constraint lets it */
 			return r < 0 || ptrace(PTRACE_SETREGS, th->tid, 0, regs) == 0 ? 0 : -errno;
-		r = resume_at(t, th, regs, r);
+		if (r < 0)
+			return r == -ESRCH ? 0 : r;
+		if (ptrace(PTRACE_SETREGS, th->tid, 0, regs) < 0)
+			return errno == ESRCH ? 0 : -errno;
+	} else if (stall) {
+		return 0;
 	}
-	/* A point is one instruction: resumed, it has run (fsm_thread_event_done()). */
-	if (site && kind == MODEL_EV_POINT && t->fsm && th->index)
+	if (site && kind == MODEL_EV_POINT && stall_point_must_run(t, th, site)) {
+		/*
+		 * A point is one instruction, but resumed it has not run yet: the thread may wait
+		 * for a CPU while the thread it releases (fsm_thread_event_done()), or a thread
+		 * whose B comes next, runs first. Stepped, it has run before anything else is done.
+		 */
+		r = step(th, regs);
+		if (r < 0)
+			return r == -ESRCH ? 0 : r;
 		fsm_thread_event_done(t->fsm, th->index, now_ns());
-	return r;
+	}
+	return thread_resume(t, th, 0);
 }
 
 static int

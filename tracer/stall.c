@@ -319,6 +319,18 @@ stall_decide_earlier(struct tracer *t, struct thread *th)
 }
 
 bool
+stall_point_must_run(struct tracer *t, struct thread *th, const struct site *site)
+{
+	const struct fsm_site *fs;
+
+	if (!t->fsm || !th->index)
+		return false;
+	if (fsm_thread_unfinished(t->fsm, th->index))
+		return true;
+	return fsm_site_resolve(t->fsm, site->str, &fs) == 0 && fs && fsm_site_delayable(fs);
+}
+
+bool
 stall_at_interrupt(struct tracer *t, struct thread *th)
 {
 	if (!th->stall_at_stop)
