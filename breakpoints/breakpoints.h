@@ -212,6 +212,7 @@ struct bp_breakpoint {
 	uint8_t patch_len;	  /* 1 for an int3; a pad's displaced bytes */
 	uint64_t trap;		  /* the int3 a hit stops at: addr, or in the pad */
 	int tag;		  /* the caller's: what the address means */
+	uint64_t span_end;	  /* the caller's: where the code the address begins ends, or 0 */
 	uint64_t slot;		  /* OOL slot or pad address, 0 if none */
 	struct bp_insn insn;
 	struct bp_module *module;

@@ -280,6 +280,11 @@ bp_points_file_matches(const char *pattern, const char *name)
 
 /* ---- Resolution ---- */
 
+/* Code of a point from @start, its run of rows ending at @end (0: unknown). */
+struct span {
+	uint64_t start, end;
+};
+
 struct point_state {
 	const struct bp_point *point;
 	char *pattern;	  /* normalized file */
@@ -287,9 +292,9 @@ struct point_state {
 	size_t last_row;  /* global index of its last row; 0: none yet */
 	bool run_taken;	  /* the current run already gave its address */
 	bool file_found;
-	uint64_t *addrs; /* the first is_stmt row of each run */
+	struct span *addrs; /* the first is_stmt row of each run, to the run's end */
 	size_t n, cap;
-	uint64_t *loose; /* the first row of each run, is_stmt or not */
+	struct span *loose; /* the first row of each run, is_stmt or not */
 	size_t nloose, loose_cap;
 };
 
@@ -311,7 +316,7 @@ cmp_by_base(const void *a, const void *b, void *ctx)
 }
 
 static int
-push_u64(uint64_t **v, size_t *n, size_t *cap, uint64_t x)
+push_span(struct span **v, size_t *n, size_t *cap, uint64_t start, uint64_t end)
 {
 	if (*n == *cap) {
 		size_t ncap = *cap ? 2 * *cap : 8;
@@ -322,7 +327,24 @@ push_u64(uint64_t **v, size_t *n, size_t *cap, uint64_t x)
 		*v = p;
 		*cap = ncap;
 	}
-	(*v)[(*n)++] = x;
+	(*v)[(*n)++] = (struct span){start, end};
+	return 0;
+}
+
+/*
+ * The end of the run of rows of @line that row @i of @u is in: the address of the first later
+ * row of another file or line, or of the end of its sequence; 0 when the table ends first.
+ */
+static uint64_t
+run_end(const struct bp_dwarf_unit *u, size_t i, int line)
+{
+	uint32_t file = u->rows[i].file;
+
+	for (size_t j = i + 1; j < u->nrows; j++) {
+		const struct bp_dwarf_row *row = &u->rows[j];
+		if (row->barrier || row->file != file || row->line != line)
+			return row->addr > u->rows[i].addr ? row->addr : 0;
+	}
 	return 0;
 }
 
@@ -429,14 +451,16 @@ on_unit(void *ctx, const struct bp_dwarf_unit *u)
 			if (p->last_row != rs->row_index - 1) {
 				/* a new run */
 				p->run_taken = false;
-				r = push_u64(&p->loose, &p->nloose, &p->loose_cap, row->addr);
+				r = push_span(&p->loose, &p->nloose, &p->loose_cap, row->addr,
+					      run_end(u, i, row->line));
 				if (r < 0)
 					return r;
 			}
 			p->last_row = rs->row_index;
 			if (p->run_taken || !row->stmt)
 				continue;
-			r = push_u64(&p->addrs, &p->n, &p->cap, row->addr);
+			r = push_span(&p->addrs, &p->n, &p->cap, row->addr,
+				      run_end(u, i, row->line));
 			if (r < 0)
 				return r;
 			p->run_taken = true;
@@ -446,9 +470,9 @@ on_unit(void *ctx, const struct bp_dwarf_unit *u)
 }
 
 static int
-cmp_u64(const void *a, const void *b)
+cmp_span(const void *a, const void *b)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	uint64_t x = ((const struct span *)a)->start, y = ((const struct span *)b)->start;
 	return x < y ? -1 : x > y;
 }
 
@@ -457,8 +481,10 @@ bp_point_addrs_free(struct bp_point_addrs *addrs, size_t n)
 {
 	if (!addrs)
 		return;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(addrs[i].offsets);
+		free(addrs[i].ends);
+	}
 	free(addrs);
 }
 
@@ -522,25 +548,32 @@ bp_points_resolve_all(const char *path, const struct bp_point *points, size_t n,
 			p->loose = NULL;
 		}
 		if (p->n > 1) /* qsort's base may not be NULL, even for 0 elements */
-			qsort(p->addrs, p->n, sizeof(*p->addrs), cmp_u64);
+			qsort(p->addrs, p->n, sizeof(*p->addrs), cmp_span);
 		for (size_t j = 0; j < p->n; j++) {
 			/* Below the base cannot be code of this file (the rows were filtered to
 			 * executable sections); kept as a guard for a corrupt table. */
-			if (p->addrs[j] < first_vaddr || (k > 0 && p->addrs[k - 1] == p->addrs[j]))
+			if (p->addrs[j].start < first_vaddr ||
+			    (k > 0 && p->addrs[k - 1].start == p->addrs[j].start))
 				continue;
 			p->addrs[k++] = p->addrs[j];
 		}
-		for (size_t j = 0; j < k; j++)
-			p->addrs[j] -= first_vaddr;
 		out[i].file_found = p->file_found;
 		out[i].n = k;
 		if (k == 0) {
 			out[i].status = -ENOENT;
 			continue;
 		}
+		out[i].offsets = malloc(k * sizeof(*out[i].offsets));
+		out[i].ends = malloc(k * sizeof(*out[i].ends));
+		if (!out[i].offsets || !out[i].ends) {
+			r = -ENOMEM;
+			goto leave;
+		}
+		for (size_t j = 0; j < k; j++) {
+			out[i].offsets[j] = p->addrs[j].start - first_vaddr;
+			out[i].ends[j] = p->addrs[j].end ? p->addrs[j].end - first_vaddr : 0;
+		}
 		out[i].status = (int)(k > (size_t)INT_MAX ? INT_MAX : k);
-		out[i].offsets = p->addrs;
-		p->addrs = NULL;
 		resolved++;
 	}
 	*ret_addrs = out;

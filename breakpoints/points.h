@@ -67,6 +67,9 @@ struct bp_point_addrs {
 	bool file_found;   /* some compilation of the module has a file matching the point's */
 	size_t n;	   /* number of offsets */
 	uint64_t *offsets; /* sorted, distinct; offsets from the module's load base */
+	/* Per offset: where its run of rows ends (the next row's address, from the load base),
+	 * that is the end of the point's statement there; 0 when unknown. */
+	uint64_t *ends;
 };
 
 /*

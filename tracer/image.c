@@ -151,9 +151,12 @@ plant_points(struct plant_ctx *c, struct bp_module *m, const struct bp_point *po
 	for (size_t i = 0; i < n; i++) {
 		for (size_t k = 0; k < addrs[i].n; k++) {
 			int pending = 0;
-			r = bp_aspace_insert(c->p->as, c->tid, m->base + addrs[i].offsets[k], tag,
-					     &pending);
+			uint64_t at = m->base + addrs[i].offsets[k];
+			r = bp_aspace_insert(c->p->as, c->tid, at, tag, &pending);
 			if (r == 0) {
+				struct bp_breakpoint *bp = bp_aspace_lookup(c->p->as, at);
+				if (bp && addrs[i].ends[k])
+					bp->span_end = m->base + addrs[i].ends[k];
 				c->planted++;
 				found[i] = true;
 			} else if (r != -EEXIST) {

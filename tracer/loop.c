@@ -196,7 +196,19 @@ on_gone(struct tracer *t, struct thread *th, int status)
 	thread_remove(t, th);
 }
 
-/* Single-steps a thread (stopped) by one instruction; a signal met meanwhile is kept. */
+/* Whether @sig, met at a step, is the stepped instruction's own fault: stepped again, it would
+ * fault again. */
+static bool
+is_fault(int sig)
+{
+	return sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE;
+}
+
+/*
+ * Single-steps a thread (stopped) by one instruction; a signal met meanwhile is kept. Returns
+ * 0, -errno, or the signal of a fault of that instruction: not stepped then, nor delivered
+ * (the caller delivers it); @regs are where it faulted.
+ */
 static int
 step(struct thread *th, struct user_regs_struct *regs)
 {
@@ -212,6 +224,9 @@ step(struct thread *th, struct user_regs_struct *regs)
 		}
 		if (!WIFSTOPPED(status))
 			return -ESRCH;
+		if ((status >> 16) == 0 && is_fault(WSTOPSIG(status)))
+			return ptrace(PTRACE_GETREGS, th->tid, 0, regs) < 0 ? -errno
+									   : WSTOPSIG(status);
 		if ((status >> 16) == 0 && WSTOPSIG(status) != SIGTRAP) {
 			th->pending_sig = WSTOPSIG(status); /* delivered at the next resume */
 			if (ptrace(PTRACE_SINGLESTEP, th->tid, 0, 0) < 0)
@@ -221,6 +236,32 @@ step(struct thread *th, struct user_regs_struct *regs)
 		break;
 	}
 	return ptrace(PTRACE_GETREGS, th->tid, 0, regs) < 0 ? -errno : 0;
+}
+
+/* Steps through one statement at most (a loop on one line is cut there). */
+#define MAX_STATEMENT_STEPS 64
+
+/*
+ * Steps @th, stopped at the point @bp with @regs ready to resume, through the statement the
+ * point begins: its displaced instruction, then on while it stays in the run of rows of the
+ * point's line (bp->span_end; 0: the one instruction). It stops short at a call or jump out of
+ * the run, and before another breakpoint (that one's stop is still to come). Returns 0, -errno,
+ * or the signal of a fault met on the way (as step()).
+ */
+static int
+step_statement(struct thread *th, const struct bp_breakpoint *bp, struct user_regs_struct *regs)
+{
+	for (int i = 0; i < MAX_STATEMENT_STEPS; i++) {
+		int r = step(th, regs);
+		if (r != 0)
+			return r; /* a fault: the failure, maybe */
+		uint64_t rip = regs->rip;
+		if (bp->slot && rip >= bp->slot && rip < bp->slot + BP_SLOT_SIZE)
+			continue; /* its relocated copy, on the way back */
+		if (rip < bp->addr || rip >= bp->span_end || bp_aspace_lookup(th->proc->as, rip))
+			return 0;
+	}
+	return 0;
 }
 
 /*
@@ -244,6 +285,10 @@ thread_leave_scratch(struct tracer *t, struct thread *th, struct user_regs_struc
 		if (r != -EAGAIN)
 			break;
 		r = step(th, regs); /* the middle of a pad: no place in the original stands for it */
+		if (r > 0) {
+			th->pending_sig = r; /* a fault in a relocated instruction: delivered there */
+			return -EFAULT;
+		}
 		if (r < 0)
 			return r;
 		stepped = true;
@@ -445,11 +490,14 @@ on_breakpoint(struct tracer *t, struct thread *th, struct bp_breakpoint *bp,
 	}
 	if (site && kind == MODEL_EV_POINT && stall_point_must_run(t, th, site)) {
 		/*
-		 * A point is one instruction, but resumed it has not run yet: the thread may wait
+		 * A point begins a statement, but resumed it has not run yet: the thread may wait
 		 * for a CPU while the thread it releases (fsm_thread_event_done()), or a thread
-		 * whose B comes next, runs first. Stepped, it has run before anything else is done.
+		 * whose B comes next, runs first. Stepped through it, it has run (a store's
+		 * statement often loads the pointer first) before anything else is done.
 		 */
-		r = step(th, regs);
+		r = step_statement(th, bp, regs);
+		if (r > 0) /* the statement faults: the program's signal, handled as one */
+			return on_signal(t, th, r);
 		if (r < 0)
 			return r == -ESRCH ? 0 : r;
 		fsm_thread_event_done(t->fsm, th->index, now_ns());
