@@ -491,7 +491,8 @@ decisive_of_class(struct store_txn *t, uint32_t prog, const struct prog_meta *me
  */
 static int
 classify(struct store_txn *t, uint32_t prog, struct prog_meta *meta, double threshold,
-	 const uint32_t *ids, size_t n, const uint32_t *cids, size_t n_cids, uint32_t *ret_class)
+	 const uint32_t *ids, size_t n, const uint32_t *cids, size_t n_cids, uint32_t *ret_class,
+	 uint32_t *ret_under)
 {
 	uint32_t *set = malloc((n ? n : 1) * sizeof(*set));
 	struct key prefix;
@@ -547,6 +548,7 @@ classify(struct store_txn *t, uint32_t prog, struct prog_meta *meta, double thre
 	r = model_store_put(t, k.b, k.n, val, size);
 	free(val);
 	*ret_class = c.best_id;
+	*ret_under = under;
 leave:
 	free(set);
 	return r;
@@ -594,7 +596,8 @@ model_rec_learn_failure(struct store_txn *t, const struct model_options *opt, ui
 {
 	uint32_t *ids = malloc((rpb->n_sites ? rpb->n_sites : 1) * sizeof(*ids));
 	struct pair *pairs = NULL;
-	uint32_t class_id;
+	struct con_rec parent = {.b = UINT32_MAX, .a = UINT32_MAX};
+	uint32_t class_id, under;
 	long np;
 	int r;
 
@@ -602,8 +605,15 @@ model_rec_learn_failure(struct store_txn *t, const struct model_options *opt, ui
 		return -ENOMEM;
 	if ((r = model_rec_intern_sites(t, prog, rpb, meta, ids)) < 0 ||
 	    (r = classify(t, prog, meta, opt->class_similarity, ids, rpb->n_sites, cids, n,
-			  &class_id)) < 0)
+			  &class_id, &under)) < 0)
 		goto leave;
+	if (under) {
+		/* Its parent's own pair is no candidate of a residual class: loaded on top of
+		 * itself, a constraint does nothing more. */
+		struct key k = model_rec_key1(prog, 'K', under - 1);
+		if ((r = model_rec_get(t, &k, &parent, sizeof(parent))) < 0)
+			goto leave;
+	}
 	np = model_pairs_extract(rpb->site, rpb->thread, rpb->n, opt->window, opt->intervening_rule,
 				 rpb->delayable, &pairs);
 	if (np < 0) {
@@ -612,6 +622,8 @@ model_rec_learn_failure(struct store_txn *t, const struct model_options *opt, ui
 	}
 	/* Local numbering is a bijection onto store ids: distinct pairs stay distinct. */
 	for (long i = 0; i < np; i++) {
+		if (ids[pairs[i].b] == parent.b && ids[pairs[i].a] == parent.a)
+			continue;
 		r = count_candidate(t, prog, meta, class_id, ids[pairs[i].b], ids[pairs[i].a]);
 		if (r < 0)
 			goto leave;

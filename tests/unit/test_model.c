@@ -768,6 +768,10 @@ START_TEST(residual_class_on_a_decisive_contender)
 	ck_assert_uint_eq(ps->classes[1].under, strtoul(cid, NULL, 10) + 1);
 	ck_assert_uint_eq(ps->classes[1].failures, 1);
 	ck_assert_uint_gt(ps->classes[1].n, 0);
+	/* Its candidates are the failure's pairs but the contender's own. */
+	ck_assert_uint_eq(ps->classes[1].n, ps->classes[0].n - 1);
+	for (size_t i = 0; i < ps->classes[1].n; i++)
+		ck_assert(strcmp(ps->classes[1].c[i].b, "a") || strcmp(ps->classes[1].c[i].a, "b"));
 	uint32_t residual = ps->classes[1].id;
 	char xid[24];
 	strcpy(xid, ps->classes[1].c[0].id);
