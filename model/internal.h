@@ -146,6 +146,16 @@ double model_sites_similarity(const uint32_t *x, size_t nx, const uint32_t *y, s
 /* OI(B,A) = f(A,B) / (f(A,B) + f(B,A)); 0.5 when both are 0. */
 double model_stat_oi(uint64_t f_ab, uint64_t f_ba);
 /*
+ * The rank: OI * CI * FC (AVISO.md), with OI softened to RANK_OI_FLOOR + (1 - RANK_OI_FLOOR) *
+ * OI. OI counts call entries in correct runs, and an entry comes before its effect: a culprit
+ * whose entries often come in the racy order without harm (cxx_workq: f(B,A) = 106, f(A,B) =
+ * 0, OI 0.009, in every failure) ranked 25 times below useless pairs, and Thompson sampling
+ * never gave it the runs that would show it. OI still orders the candidates; it no longer
+ * vetoes one that every failure has.
+ */
+#define RANK_OI_FLOOR 0.25
+double model_stat_rank(double oi, double ci, double fc);
+/*
  * CI(B,A) = 1 - f(B,A) / (sum_{y != A} f(B,y) + sum_{x != B} f(x,A)), from f(B,A), the row
  * sum of B and the column sum of A; 0.5 when the denominator is 0; clamped to [0, 1].
  */

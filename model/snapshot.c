@@ -120,7 +120,7 @@ snap_rank(struct snap_scan *sc, uint64_t class_failures, struct snap_detail *d, 
 	d->oi = model_stat_oi(d->f_ab, d->f_ba);
 	d->ci = model_stat_ci(d->f_ba, rb, ca);
 	d->fc = model_stat_fc(d->rec.failing_with, class_failures);
-	*ret_rank = d->oi * d->ci * d->fc;
+	*ret_rank = model_stat_rank(d->oi, d->ci, d->fc);
 	return 0;
 }
 

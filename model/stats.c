@@ -18,6 +18,12 @@ model_stat_oi(uint64_t f_ab, uint64_t f_ba)
 }
 
 double
+model_stat_rank(double oi, double ci, double fc)
+{
+	return (RANK_OI_FLOOR + (1.0 - RANK_OI_FLOOR) * oi) * ci * fc;
+}
+
+double
 model_stat_ci(uint64_t f_ba, uint64_t row_b, uint64_t col_a)
 {
 	/* sum_{y != A} f(B,y) = row(B) - f(B,A); sum_{x != B} f(x,A) = col(A) - f(B,A). The sums
