@@ -636,6 +636,14 @@ fsm_thread_unfinished(const struct fsm *f, uint32_t thread)
 	return t && t->max_deadline && !t->retired;
 }
 
+bool
+fsm_thread_overdue(const struct fsm *f, uint32_t thread, uint64_t now)
+{
+	const struct thread *t = thread_find(f, thread);
+
+	return t && t->max_deadline && !t->retired && t->max_deadline <= now;
+}
+
 size_t
 fsm_due(struct fsm *f, uint64_t now, uint32_t *ret_threads, size_t max)
 {

@@ -185,6 +185,9 @@ void fsm_thread_event_done(struct fsm *f, uint32_t thread, uint64_t now);
  * wait before it takes their deadline as passed.
  */
 bool fsm_thread_unfinished(const struct fsm *f, uint32_t thread);
+/* The same, with every deadline of @thread passed at @now: only then can a hold measured now
+ * change what its instances do (the tracer reads its CPU wait then, not at every event). */
+bool fsm_thread_overdue(const struct fsm *f, uint32_t thread, uint64_t now);
 
 /*
  * Collects up to @max stalled threads whose stall has ended by @now (deadline passed, or released

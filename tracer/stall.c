@@ -264,7 +264,7 @@ stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 	/* An activator's own event counts toward releasing its instances (release_after) only
 	 * while they are active: its CPU wait since B, if any, first moves their deadline. */
 	if (th->timed && at > th->run_delay_at && at - th->run_delay_at >= 100000 &&
-	    fsm_thread_unfinished(t->fsm, th->index))
+	    fsm_thread_overdue(t->fsm, th->index, at))
 		account_run_delay(t, th, at);
 	r = fs ? fsm_on_event_site(t->fsm, th->index, fs, at, &until)
 	       : fsm_on_event(t->fsm, th->index, site->str, at, &until);
@@ -477,7 +477,7 @@ stall_update_trap(struct tracer *t)
 	if (!on && t->fsm && t->ring_trap_all) {
 		uint64_t now = now_ns();
 		for (struct thread *x = t->threads; x; x = x->next)
-			if (x->timed && x->index && fsm_thread_unfinished(t->fsm, x->index))
+			if (x->timed && x->index && fsm_thread_overdue(t->fsm, x->index, now))
 				account_run_delay(t, x, now);
 		on = fsm_active(t->fsm, now_ns());
 	}

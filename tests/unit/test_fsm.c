@@ -526,14 +526,18 @@ START_TEST(progress_past_the_deadline_counts)
 	ck_assert(!fsm_thread_unfinished(f, 1));
 	ck_assert_int_eq(fsm_on_event(f, 1, B, US(0), NULL), FSM_RUN);
 	ck_assert(fsm_thread_unfinished(f, 1));
+	ck_assert(!fsm_thread_overdue(f, 1, US(999)));
+	ck_assert(fsm_thread_overdue(f, 1, US(1000)));
 	ck_assert_int_eq(fsm_on_event(f, 1, X, US(1200), NULL), FSM_RUN); /* 1st, past 1000 */
 	ck_assert(fsm_thread_unfinished(f, 1));
 	/* It waited 800 us for a CPU since 450: its instance ends at 1800, and holds. */
 	fsm_thread_held(f, 1, US(800), US(1250));
 	ck_assert_int_eq(fsm_on_event(f, 2, A, US(1260), &until), FSM_STALL);
 	ck_assert_uint_eq(until, US(1800));
+	ck_assert(!fsm_thread_overdue(f, 1, US(1290))); /* moved to 1800 */
 	ck_assert_int_eq(fsm_on_event(f, 1, X, US(1300), NULL), FSM_RUN); /* 2nd: done */
 	ck_assert(!fsm_thread_unfinished(f, 1));
+	ck_assert(!fsm_thread_overdue(f, 1, US(5000)));
 	ck_assert_uint_eq(fsm_due(f, US(1300), rel, 4), 1);
 	ck_assert_uint_eq(rel[0], 2);
 
