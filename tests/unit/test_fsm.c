@@ -481,15 +481,24 @@ END_TEST
 
 /* fsm_thread_event_done(): a point executed after B ends the instance as the second event
  * would (release_after_events 2), never B's own execution. */
-START_TEST(point_done_releases_at_the_first_event)
+/* An FSM of the one constraint (B, A), released at the activator's 2nd event (the tracer's). */
+static struct fsm *
+fsm_b_a_release_after_2(void)
 {
 	struct fsm_constraint c[] = {{B, A, 0}};
 	struct fsm_options opt = {.release_after_events = 2};
 	struct fsm *f = NULL;
+
+	ck_assert_int_eq(fsm_create(c, 1, &opt, &f), 0);
+	return f;
+}
+
+START_TEST(point_done_releases_at_the_first_event)
+{
+	struct fsm *f = fsm_b_a_release_after_2();
 	uint32_t rel[4];
 	uint64_t until;
 
-	ck_assert_int_eq(fsm_create(c, 1, &opt, &f), 0);
 	ck_assert_int_eq(fsm_on_event(f, 1, B, US(0), NULL), FSM_RUN);
 	fsm_thread_event_done(f, 1, US(10)); /* B itself: nothing */
 	ck_assert_int_eq(fsm_on_event(f, 2, A, US(100), &until), FSM_STALL);
@@ -516,13 +525,10 @@ END_TEST
  */
 START_TEST(progress_past_the_deadline_counts)
 {
-	struct fsm_constraint c[] = {{B, A, 0}};
-	struct fsm_options opt = {.release_after_events = 2};
-	struct fsm *f = NULL;
+	struct fsm *f = fsm_b_a_release_after_2();
 	uint32_t rel[4];
 	uint64_t until;
 
-	ck_assert_int_eq(fsm_create(c, 1, &opt, &f), 0);
 	ck_assert(!fsm_thread_unfinished(f, 1));
 	ck_assert_int_eq(fsm_on_event(f, 1, B, US(0), NULL), FSM_RUN);
 	ck_assert(fsm_thread_unfinished(f, 1));
