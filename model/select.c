@@ -223,7 +223,7 @@ draw_weighted(const double *w, size_t n, struct prng *rng)
  * best score, only constraints already tried (whose prior has faded) are still sampled.
  */
 static long
-explore_thompson_max(const struct sel_class *c, double base, struct prng *rng)
+explore_thompson_max(const struct sel_class *c, double base, struct prng *rng, double *ret_best)
 {
 	double best = -1;
 	long pick = -1;
@@ -240,6 +240,7 @@ explore_thompson_max(const struct sel_class *c, double base, struct prng *rng)
 			pick = (long)i;
 		}
 	}
+	*ret_best = best;
 	return pick;
 }
 
@@ -252,14 +253,22 @@ class_base_rate(const struct sel_input *in, const struct sel_class *c)
 			: model_select_base_rate(in->base_runs, in->base_failures);
 }
 
-/* Explores class @c: one draw by the selector. */
+/*
+ * Explores class @c: one draw by the selector. A residual class may draw nothing (-1) when no
+ * constraint of it is worth anything at its sampled rate: its parent alone is the alternative,
+ * which a class of its own has in the baseline. Else a residual class whose candidates are all
+ * known useless would still load one on top of its parent in every run (atom_ptr: the
+ * failures its culprit leaves are the VM's timing, which no pair of events reorders).
+ */
 static long
 explore(const struct sel_input *in, const struct sel_class *c, struct prng *rng)
 {
-	double base = class_base_rate(in, c);
+	double base = class_base_rate(in, c), best = 0;
 
-	if (in->selector == MODEL_SELECT_THOMPSON_MAX)
-		return explore_thompson_max(c, base, rng);
+	if (in->selector == MODEL_SELECT_THOMPSON_MAX) {
+		long pick = explore_thompson_max(c, base, rng, &best);
+		return c->under && !(best > 0) ? -1 : pick;
+	}
 	double *w = malloc(c->n * sizeof(*w));
 	if (!w) {
 		/* Out of memory: still answer; a uniform draw is a valid exploration. */
@@ -272,9 +281,11 @@ explore(const struct sel_input *in, const struct sel_class *c, struct prng *rng)
 		else
 			w[i] = pow(thompson_score(&c->c[i], base, rng), SELECT_SHARPEN);
 	}
+	for (size_t i = 0; i < c->n; i++)
+		best += w[i];
 	long pick = draw_weighted(w, c->n, rng);
 	free(w);
-	return pick;
+	return c->under && !(best > 0) ? -1 : pick;
 }
 
 /* Class @c's constraint for a run that is not a baseline run: exploit or explore. */
