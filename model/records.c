@@ -456,8 +456,8 @@ model_rec_cmp_u32(const void *x, const void *y)
 }
 
 /*
- * The constraint among @cids[0..n-1] that belongs to class @class_id and is decisive against
- * the baseline, plus 1; 0 when none is.
+ * *@ret_under: 1 + the constraint among @cids[0..n-1] that belongs to class @class_id and is
+ * decisive against the baseline, or 0 when none is. Returns 0 or -errno.
  */
 static int
 decisive_of_class(struct store_txn *t, uint32_t prog, const struct prog_meta *meta,

@@ -261,8 +261,8 @@ stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 	uint64_t at = th->stop_ns ? th->stop_ns : th->ring_ns ? th->ring_ns : now_ns();
 	if (fs && fsm_site_delayable(fs))
 		account_run_delays(t, th);
-	/* An activator's own event counts toward releasing its instances (release_after) only
-	 * while they are active: its CPU wait since B, if any, first moves their deadline. */
+	/* An activator whose instances look over at its own event: its CPU wait since B, if any,
+	 * first moves their deadline (still active, they keep every event stopping). */
 	if (th->timed && at > th->run_delay_at && at - th->run_delay_at >= 100000 &&
 	    fsm_thread_overdue(t->fsm, th->index, at))
 		account_run_delay(t, th, at);
