@@ -416,14 +416,23 @@ record_hit(struct tracer *t, struct thread *th, const struct bp_breakpoint *bp,
 	return site;
 }
 
+/* Gives a stopped thread @regs, after @r, the result of preparing them: 0, or -errno (-ESRCH:
+ * the thread is gone, which its callers take as nothing to do). */
+static int
+set_regs(struct thread *th, const struct user_regs_struct *regs, int r)
+{
+	if (r < 0)
+		return r;
+	return ptrace(PTRACE_SETREGS, th->tid, 0, regs) < 0 ? -errno : 0;
+}
+
 /* Resumes a thread with @regs, after @r, the result of preparing them (a gone thread is fine). */
 static int
 resume_at(struct tracer *t, struct thread *th, const struct user_regs_struct *regs, int r)
 {
+	r = set_regs(th, regs, r);
 	if (r < 0)
 		return r == -ESRCH ? 0 : r;
-	if (ptrace(PTRACE_SETREGS, th->tid, 0, regs) < 0)
-		return errno == ESRCH ? 0 : -errno;
 	return thread_resume(t, th, 0);
 }
 
@@ -481,10 +490,8 @@ on_breakpoint(struct tracer *t, struct thread *th, struct bp_breakpoint *bp,
 		r = bp_breakpoint_resume(p->as, bp, regs);
 		if (stall) /* ready to go on, but held until the constraint lets it */
 			return r < 0 || ptrace(PTRACE_SETREGS, th->tid, 0, regs) == 0 ? 0 : -errno;
-		if (r < 0)
+		if ((r = set_regs(th, regs, r)) < 0)
 			return r == -ESRCH ? 0 : r;
-		if (ptrace(PTRACE_SETREGS, th->tid, 0, regs) < 0)
-			return errno == ESRCH ? 0 : -errno;
 	} else if (stall) {
 		return 0;
 	}
