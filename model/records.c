@@ -457,11 +457,13 @@ model_rec_cmp_u32(const void *x, const void *y)
 
 /*
  * *@ret_under: 1 + the constraint among @cids[0..n-1] that belongs to class @class_id and is
- * decisive against the baseline, or 0 when none is. Returns 0 or -errno.
+ * decisive against the baseline, its record in *@ret_parent; or 0 when none is. Returns 0 or
+ * -errno.
  */
 static int
 decisive_of_class(struct store_txn *t, uint32_t prog, const struct prog_meta *meta,
-		  uint32_t class_id, const uint32_t *cids, size_t n, uint32_t *ret_under)
+		  uint32_t class_id, const uint32_t *cids, size_t n, uint32_t *ret_under,
+		  struct con_rec *ret_parent)
 {
 	*ret_under = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -473,6 +475,7 @@ decisive_of_class(struct store_txn *t, uint32_t prog, const struct prog_meta *me
 		if (c.class_id == class_id &&
 		    model_stat_decisive(meta->base_runs, meta->base_fail, c.runs, c.failures)) {
 			*ret_under = cids[i] + 1;
+			*ret_parent = c;
 			return 0;
 		}
 	}
@@ -487,12 +490,13 @@ decisive_of_class(struct store_txn *t, uint32_t prog, const struct prog_meta *me
  * that contender's residual class (created with this failure as its exemplar): what the
  * contender did not avoid. A bug that fails in two orders (double_free: either thread may read
  * the pointer first) makes one class, whose contender covers one order; the other order's
- * failures then teach a second constraint, loaded on top of the first (select.c).
+ * failures then teach a second constraint, loaded on top of the first (select.c). *@ret_parent
+ * is then the contender's record; it is left as it was otherwise.
  */
 static int
 classify(struct store_txn *t, uint32_t prog, struct prog_meta *meta, double threshold,
 	 const uint32_t *ids, size_t n, const uint32_t *cids, size_t n_cids, uint32_t *ret_class,
-	 uint32_t *ret_under)
+	 struct con_rec *ret_parent)
 {
 	uint32_t *set = malloc((n ? n : 1) * sizeof(*set));
 	struct key prefix;
@@ -508,7 +512,8 @@ classify(struct store_txn *t, uint32_t prog, struct prog_meta *meta, double thre
 	if ((r = model_store_scan(t, prefix.b, prefix.n, classify_one, &c)) < 0)
 		goto leave;
 	if (c.best >= threshold &&
-	    (r = decisive_of_class(t, prog, meta, c.best_id, cids, n_cids, &under)) < 0)
+	    (r = decisive_of_class(t, prog, meta, c.best_id, cids, n_cids, &under, ret_parent)) <
+		0)
 		goto leave;
 	if (under) {
 		c = (struct classify){.sites = set, .n = n, .under = under, .best = -1};
@@ -548,7 +553,6 @@ classify(struct store_txn *t, uint32_t prog, struct prog_meta *meta, double thre
 	r = model_store_put(t, k.b, k.n, val, size);
 	free(val);
 	*ret_class = c.best_id;
-	*ret_under = under;
 leave:
 	free(set);
 	return r;
@@ -596,8 +600,10 @@ model_rec_learn_failure(struct store_txn *t, const struct model_options *opt, ui
 {
 	uint32_t *ids = malloc((rpb->n_sites ? rpb->n_sites : 1) * sizeof(*ids));
 	struct pair *pairs = NULL;
+	/* A residual class's parent: its own pair is no candidate there (loaded on top of
+	 * itself, a constraint does nothing more). */
 	struct con_rec parent = {.b = UINT32_MAX, .a = UINT32_MAX};
-	uint32_t class_id, under;
+	uint32_t class_id;
 	long np;
 	int r;
 
@@ -605,15 +611,8 @@ model_rec_learn_failure(struct store_txn *t, const struct model_options *opt, ui
 		return -ENOMEM;
 	if ((r = model_rec_intern_sites(t, prog, rpb, meta, ids)) < 0 ||
 	    (r = classify(t, prog, meta, opt->class_similarity, ids, rpb->n_sites, cids, n,
-			  &class_id, &under)) < 0)
+			  &class_id, &parent)) < 0)
 		goto leave;
-	if (under) {
-		/* Its parent's own pair is no candidate of a residual class: loaded on top of
-		 * itself, a constraint does nothing more. */
-		struct key k = model_rec_key1(prog, 'K', under - 1);
-		if ((r = model_rec_get(t, &k, &parent, sizeof(parent))) < 0)
-			goto leave;
-	}
 	np = model_pairs_extract(rpb->site, rpb->thread, rpb->n, opt->window, opt->intervening_rule,
 				 rpb->delayable, &pairs);
 	if (np < 0) {

@@ -66,25 +66,18 @@ model_baseline_parse(const char *name, enum model_baseline_rule *ret)
 }
 
 /*
- * A contender that ends the 10% baseline share must be decisive: chi-square above
- * SELECT_DECISIVE_CHI2 (p < 0.001, not 0.05: hundreds of candidates are tested against one
- * baseline) and at most half the baseline's failure rate. A merely effective one can be a
- * baseline measured high by chance (cxx_workq: 12 failures in 40 baseline runs, 30% against 21%
- * over 1000, made a useless constraint at 16.4% effective), and with the share at 1% the
- * baseline would never be measured well enough to undo it.
- */
-static bool
-decisive(const struct sel_con *c, uint64_t base_runs, uint64_t base_failures)
-{
-	return model_stat_decisive(base_runs, base_failures, c->runs, c->failures);
-}
-
-/*
  * MODEL_BASELINE_CONTENDER's condition: every class with candidates that holds at least
  * SELECT_MAJOR_CLASS of the failures of such classes has a decisive contender (baseline runs
  * do nothing for a class without candidates) (a single odd failure must
  * not keep the share at 10% forever). False when no class has candidates. Residual classes
  * do not count: they are measured against their parent constraint, not the baseline.
+ *
+ * A contender that ends the 10% baseline share must be decisive (model_stat_decisive()):
+ * chi-square above SELECT_DECISIVE_CHI2 (p < 0.001, not 0.05: hundreds of candidates are tested
+ * against one baseline) and at most half the baseline's failure rate. A merely effective one can
+ * be a baseline measured high by chance (cxx_workq: 12 failures in 40 baseline runs, 30% against
+ * 21% over 1000, made a useless constraint at 16.4% effective), and with the share at 1% the
+ * baseline would never be measured well enough to undo it.
  */
 static bool
 major_classes_have_contenders(const struct sel_input *in)
@@ -99,7 +92,8 @@ major_classes_have_contenders(const struct sel_input *in)
 		if (c->n == 0 || c->under || (double)c->failures < SELECT_MAJOR_CLASS * (double)total)
 			continue;
 		long best = model_select_best_effective(c);
-		if (best < 0 || !decisive(&c->c[best], in->base_runs, in->base_failures))
+		if (best < 0 || !model_stat_decisive(in->base_runs, in->base_failures,
+						     c->c[best].runs, c->c[best].failures))
 			return false;
 		any = true;
 	}

@@ -602,15 +602,34 @@ start(struct model *m, char *run)
 	model_plan_free(p);
 }
 
+/* Starts a run and ends it as if it had loaded @cids[0..n-1], with @e as its outcome. */
+static void
+report_loaded(struct model *m, const char *const *cids, size_t n, bool failed,
+	      const struct model_event *e, size_t ne)
+{
+	char run[48];
+	start(m, run);
+	struct model_report rep = {.run = run,
+				   .failed = failed,
+				   .have_constraints = true,
+				   .constraints = cids,
+				   .n_constraints = n,
+				   .rpb = e,
+				   .n_rpb = ne};
+	ck_assert_int_eq(model_run_end(m, &rep), 0);
+}
+
+/*
+ * A failure of a run that loaded a decisive contender of the class it is like starts that
+ * contender's residual class (double_free fails in two orders: one class, one constraint per
+ * order). The residual class is offered only on top of its contender, and its constraints are
+ * judged against the contender's failure rate, not the baseline's.
+ */
 /* Starts a run and ends it as a baseline run with @e as its outcome. */
 static void
 report(struct model *m, bool failed, const struct model_event *e, size_t n)
 {
-	char run[48];
-	start(m, run);
-	struct model_report rep = {
-	    .run = run, .failed = failed, .have_constraints = true, .rpb = e, .n_rpb = n};
-	ck_assert_int_eq(model_run_end(m, &rep), 0);
+	report_loaded(m, NULL, 0, failed, e, n);
 }
 
 static const struct model_constraint_stats *
@@ -726,29 +745,6 @@ START_TEST(class_assignment)
 }
 END_TEST
 
-/* Starts a run and ends it as if it had loaded @cids[0..n-1], with @e as its outcome. */
-static void
-report_loaded(struct model *m, const char *const *cids, size_t n, bool failed,
-	      const struct model_event *e, size_t ne)
-{
-	char run[48];
-	start(m, run);
-	struct model_report rep = {.run = run,
-				   .failed = failed,
-				   .have_constraints = true,
-				   .constraints = cids,
-				   .n_constraints = n,
-				   .rpb = e,
-				   .n_rpb = ne};
-	ck_assert_int_eq(model_run_end(m, &rep), 0);
-}
-
-/*
- * A failure of a run that loaded a decisive contender of the class it is like starts that
- * contender's residual class (double_free fails in two orders: one class, one constraint per
- * order). The residual class is offered only on top of its contender, and its constraints are
- * judged against the contender's failure rate, not the baseline's.
- */
 START_TEST(residual_class_on_a_decisive_contender)
 {
 	struct model *m = open_model(10);
