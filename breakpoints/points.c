@@ -291,6 +291,7 @@ struct point_state {
 	const char *base; /* its basename, inside pattern */
 	size_t last_row;  /* global index of its last row; 0: none yet */
 	bool run_taken;	  /* the current run already gave its address */
+	uint64_t run_end; /* the current run's end (run_end()) */
 	bool file_found;
 	struct span *addrs; /* the first is_stmt row of each run, to the run's end */
 	size_t n, cap;
@@ -451,16 +452,16 @@ on_unit(void *ctx, const struct bp_dwarf_unit *u)
 			if (p->last_row != rs->row_index - 1) {
 				/* a new run */
 				p->run_taken = false;
+				p->run_end = run_end(u, i, row->line);
 				r = push_span(&p->loose, &p->nloose, &p->loose_cap, row->addr,
-					      run_end(u, i, row->line));
+					      p->run_end);
 				if (r < 0)
 					return r;
 			}
 			p->last_row = rs->row_index;
 			if (p->run_taken || !row->stmt)
 				continue;
-			r = push_span(&p->addrs, &p->n, &p->cap, row->addr,
-				      run_end(u, i, row->line));
+			r = push_span(&p->addrs, &p->n, &p->cap, row->addr, p->run_end);
 			if (r < 0)
 				return r;
 			p->run_taken = true;
