@@ -85,6 +85,9 @@ int model_store_size(struct store *s, size_t *ret_map, size_t *ret_used);
  *   'k' u32 class u32 b u32 a -> u32 constraint
  *   'R' u64 run         struct run_rec + u32 constraints[]
  *   'O' u64 seq         u8 outcome flags (OUTCOME_*), in the order outcomes arrived
+ *   'F' u32 constraint  u64 failures of its class's kind in runs that loaded it
+ *   'B' u32 class       u64 failures of the class's kind in baseline runs
+ * ('F' and 'B' only in programs with PROG_CLASS_COUNTS: model_rec_con_failures().)
  */
 #define KEY_MAX 64
 
@@ -256,8 +259,17 @@ struct prog_meta {
 	uint64_t base_runs, base_fail, con_runs, con_fail;
 	uint64_t ticks, correct;
 	uint64_t outcomes; /* next 'O' sequence number */
-	uint32_t next_site, next_class, next_con, pad;
+	uint32_t next_site, next_class, next_con;
+	uint32_t flags; /* PROG_*; 0 in stores older than the flags */
 };
+
+/*
+ * The program keeps the 'F' and 'B' counts from its first run: each constraint is judged on the
+ * failures of its own class's kind. A run loads one constraint per class, and on all of its
+ * failures a rare class's constraint rode on another class's contender and looked effective.
+ * Without the flag (an older store) every failure of a run counts against what it loaded.
+ */
+#define PROG_CLASS_COUNTS 1u
 
 struct class_rec {
 	uint64_t failures;
@@ -354,6 +366,16 @@ int model_rec_run_parse(const char *run, uint32_t *ret_prog, uint64_t *ret_run);
 int model_rec_run_get(struct store_txn *t, uint32_t prog, uint64_t num, struct run_rec **ret_rec);
 uint32_t *model_rec_run_cids(struct run_rec *rec);
 int model_rec_run_put(struct store_txn *t, uint32_t prog, uint64_t num, const struct run_rec *rec);
+/*
+ * A constraint is judged on its runs' failures of its class's kind (a residual class's kind is
+ * its parent constraint's class), against the baseline's failures of that kind. Constraint
+ * @cid's (record @c) count of those, and top-level class @class_id's baseline count; without
+ * PROG_CLASS_COUNTS in @meta, every failure: c->failures and meta->base_fail.
+ */
+int model_rec_con_failures(struct store_txn *t, uint32_t prog, const struct prog_meta *meta,
+			   uint32_t cid, const struct con_rec *c, uint64_t *ret);
+int model_rec_class_base(struct store_txn *t, uint32_t prog, const struct prog_meta *meta,
+			 uint32_t class_id, uint64_t *ret);
 /* Counts one outcome of a run that loaded @cids (none: baseline) everywhere it counts. */
 int model_rec_count_outcome(struct store_txn *t, uint32_t prog, struct prog_meta *meta,
 			    const uint32_t *cids, size_t n, bool failed);

@@ -467,9 +467,24 @@ constraint_json(const struct model_constraint_stats *c)
 	    add(o, "weight", json_object_new_double(c->weight)) &&
 	    add(o, "runs", json_object_new_uint64(c->runs)) &&
 	    add(o, "failures", json_object_new_uint64(c->failures)) &&
+	    add(o, "all_failures", json_object_new_uint64(c->all_failures)) &&
 	    add(o, "rate", json_object_new_double(c->rate)) &&
 	    add(o, "chi2", json_object_new_double(c->chi2)) &&
 	    add(o, "contender", json_object_new_boolean(c->effective)))
+		return o;
+	json_object_put(o);
+	return NULL;
+}
+
+/* {"runs": N, "failures": N, "rate": x} */
+static json_object *
+group_json(uint64_t runs, uint64_t failures)
+{
+	json_object *o = json_object_new_object();
+
+	if (o && add(o, "runs", json_object_new_uint64(runs)) &&
+	    add(o, "failures", json_object_new_uint64(failures)) &&
+	    add(o, "rate", json_object_new_double(runs ? (double)failures / (double)runs : 0)))
 		return o;
 	json_object_put(o);
 	return NULL;
@@ -482,6 +497,7 @@ class_json(const struct model_class_stats *cs)
 	bool ok = o && arr && add(o, "id", json_object_new_int64(cs->id)) &&
 		  add(o, "failures", json_object_new_uint64(cs->failures)) &&
 		  add(o, "sites", json_object_new_uint64(cs->n_sites)) &&
+		  add(o, "base", group_json(cs->base_runs, cs->base_failures)) &&
 		  (!cs->under || add(o, "under", json_object_new_int64(cs->under - 1)));
 
 	for (size_t i = 0; ok && i < cs->n; i++)
@@ -511,20 +527,6 @@ curve_json(const struct model_curve *c)
 	if (ok)
 		return arr;
 	json_object_put(arr);
-	return NULL;
-}
-
-/* {"runs": N, "failures": N, "rate": x} */
-static json_object *
-group_json(uint64_t runs, uint64_t failures)
-{
-	json_object *o = json_object_new_object();
-
-	if (o && add(o, "runs", json_object_new_uint64(runs)) &&
-	    add(o, "failures", json_object_new_uint64(failures)) &&
-	    add(o, "rate", json_object_new_double(runs ? (double)failures / (double)runs : 0)))
-		return o;
-	json_object_put(o);
 	return NULL;
 }
 
@@ -845,6 +847,7 @@ parse_constraint_stats(json_object *o, struct model_constraint_stats *c)
 	    field_u64(o, "failing_with", false, &c->failing_with) < 0 ||
 	    field_u64(o, "runs", false, &c->runs) < 0 ||
 	    field_u64(o, "failures", false, &c->failures) < 0 ||
+	    field_u64(o, "all_failures", false, &c->all_failures) < 0 ||
 	    field_double(o, "oi", &c->oi) < 0 || field_double(o, "ci", &c->ci) < 0 ||
 	    field_double(o, "fc", &c->fc) < 0 || field_double(o, "rank", &c->rank) < 0 ||
 	    field_double(o, "weight", &c->weight) < 0 || field_double(o, "rate", &c->rate) < 0 ||
@@ -856,12 +859,15 @@ parse_constraint_stats(json_object *o, struct model_constraint_stats *c)
 static int
 parse_class_stats(json_object *o, struct model_class_stats *cs)
 {
-	json_object *arr, *under;
+	json_object *arr, *under, *base;
 	uint64_t id, sites, u;
 
 	if (!json_object_is_type(o, json_type_object) || field_u64(o, "id", true, &id) < 0 ||
 	    id > UINT32_MAX || field_u64(o, "failures", false, &cs->failures) < 0 ||
 	    field_u64(o, "sites", false, &sites) < 0 ||
+	    field(o, "base", json_type_object, &base) < 0 ||
+	    (base && (field_u64(base, "runs", true, &cs->base_runs) < 0 ||
+		      field_u64(base, "failures", true, &cs->base_failures) < 0)) ||
 	    field(o, "under", json_type_int, &under) < 0 || field_u64(o, "under", false, &u) < 0 ||
 	    u >= UINT32_MAX || field(o, "constraints", json_type_array, &arr) < 0)
 		return -EINVAL;

@@ -173,10 +173,14 @@ struct model_constraint_stats {
 	uint64_t failing_with;
 	double oi, ci, fc, rank;
 	double weight;		 /* the selector's deterministic weight (paper: P) */
-	uint64_t runs, failures; /* runs that loaded it, and how many of those failed */
-	double rate;		 /* failures / runs, 0 when unused */
-	double chi2;		 /* 2x2 against the baseline */
-	bool effective;		 /* a contender: chi2 > 3.84 and rate below the baseline's */
+	/* Runs that loaded it, and how many of those failed with a failure of its class's kind
+	 * (a residual class's kind is its parent's class): what it is judged on. all_failures
+	 * counts every failure of its runs, those of other classes too (another constraint loaded
+	 * beside it had them to avoid); in stores older than the class counts, the same. */
+	uint64_t runs, failures, all_failures;
+	double rate;	/* failures / runs, 0 when unused */
+	double chi2;	/* 2x2 against the baseline's failures of its kind (class base_failures) */
+	bool effective; /* a contender: chi2 > 3.84 and rate below the baseline's */
 };
 
 struct model_class_stats {
@@ -186,7 +190,10 @@ struct model_class_stats {
 	 * compared with its outcomes (JSON: "under": that constraint's id, absent for 0). */
 	uint32_t under;
 	uint64_t failures; /* F */
-	size_t n_sites;	   /* sites of its exemplar failure */
+	/* Its constraints are compared with base_failures in base_runs runs: the baseline's
+	 * failures of its kind, or for a residual class its parent constraint's. */
+	uint64_t base_runs, base_failures;
+	size_t n_sites; /* sites of its exemplar failure */
 	size_t n;	   /* constraints, sorted by weight, highest first */
 	struct model_constraint_stats *c;
 };

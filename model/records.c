@@ -192,7 +192,8 @@ model_rec_prog_find_or_create(struct store_txn *t, const struct model_program *p
 		return r;
 	uint32_t num = (uint32_t)(next ? next : 1);
 	next = num + 1;
-	struct prog_meta meta = {.next_site = 1, .next_class = 1, .next_con = 1};
+	struct prog_meta meta = {
+	    .next_site = 1, .next_class = 1, .next_con = 1, .flags = PROG_CLASS_COUNTS};
 	struct key ik;
 	model_key_prog(&ik, num, 'I');
 	if ((r = model_rec_put(t, &nk, &next, sizeof(next))) < 0 ||
@@ -455,29 +456,120 @@ model_rec_cmp_u32(const void *x, const void *y)
 	return a < b ? -1 : a > b;
 }
 
+/* The top-level class whose kind class @class_id's failures are: itself, or for a residual
+ * class its parent constraint's class. */
+static int
+root_class(struct store_txn *t, uint32_t prog, uint32_t class_id, uint32_t *ret)
+{
+	struct key k = model_rec_key1(prog, 'C', class_id);
+	struct class_rec rec;
+	struct con_rec parent;
+	int r = model_rec_get(t, &k, &rec, sizeof(rec));
+
+	if (r < 0)
+		return r;
+	*ret = class_id;
+	if (!rec.under)
+		return 0;
+	k = model_rec_key1(prog, 'K', rec.under - 1);
+	if ((r = model_rec_get(t, &k, &parent, sizeof(parent))) < 0)
+		return r;
+	*ret = parent.class_id;
+	return 0;
+}
+
+int
+model_rec_class_base(struct store_txn *t, uint32_t prog, const struct prog_meta *meta,
+		     uint32_t class_id, uint64_t *ret)
+{
+	struct key k = model_rec_key1(prog, 'B', class_id);
+
+	if (!(meta->flags & PROG_CLASS_COUNTS)) {
+		*ret = meta->base_fail;
+		return 0;
+	}
+	return model_rec_count_get(t, &k, ret);
+}
+
+int
+model_rec_con_failures(struct store_txn *t, uint32_t prog, const struct prog_meta *meta,
+		       uint32_t cid, const struct con_rec *c, uint64_t *ret)
+{
+	struct key k = model_rec_key1(prog, 'F', cid);
+
+	if (!(meta->flags & PROG_CLASS_COUNTS)) {
+		*ret = c->failures;
+		return 0;
+	}
+	return model_rec_count_get(t, &k, ret);
+}
+
 /*
  * *@ret_under: 1 + the constraint among @cids[0..n-1] that belongs to class @class_id and is
  * decisive against the baseline, its record in *@ret_parent; or 0 when none is. Returns 0 or
- * -errno.
+ * -errno. @class_id is a top-level class. The failure being classified is of its kind and
+ * counts against the constraints, although its class counts ('F') come once it has a class.
  */
 static int
 decisive_of_class(struct store_txn *t, uint32_t prog, const struct prog_meta *meta,
 		  uint32_t class_id, const uint32_t *cids, size_t n, uint32_t *ret_under,
 		  struct con_rec *ret_parent)
 {
+	uint64_t pending = meta->flags & PROG_CLASS_COUNTS ? 1 : 0, base_failures;
+	int r = model_rec_class_base(t, prog, meta, class_id, &base_failures);
+
 	*ret_under = 0;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && r == 0; i++) {
 		struct key k = model_rec_key1(prog, 'K', cids[i]);
 		struct con_rec c;
-		int r = model_rec_get(t, &k, &c, sizeof(c));
-		if (r < 0)
+		uint64_t failures;
+		if ((r = model_rec_get(t, &k, &c, sizeof(c))) < 0)
 			return r;
-		if (c.class_id == class_id &&
-		    model_stat_decisive(meta->base_runs, meta->base_fail, c.runs, c.failures)) {
+		if (c.class_id != class_id)
+			continue;
+		if ((r = model_rec_con_failures(t, prog, meta, cids[i], &c, &failures)) < 0)
+			return r;
+		if (model_stat_decisive(meta->base_runs, base_failures, c.runs,
+					failures + pending)) {
 			*ret_under = cids[i] + 1;
 			*ret_parent = c;
 			return 0;
 		}
+	}
+	return r;
+}
+
+/*
+ * Counts a failure of class @class_id's kind where it is judged: in the baseline's count of
+ * that kind ('B'), or for each constraint among @cids[0..n-1] of that kind ('F'). A residual
+ * class's kind is its parent's class: @parent is the residual class's parent constraint, or
+ * has b == UINT32_MAX.
+ */
+static int
+count_class_failure(struct store_txn *t, uint32_t prog, const struct prog_meta *meta,
+		    uint32_t class_id, const struct con_rec *parent, const uint32_t *cids,
+		    size_t n)
+{
+	uint32_t root = parent->b != UINT32_MAX ? parent->class_id : class_id;
+	struct key k;
+	int r;
+
+	if (!(meta->flags & PROG_CLASS_COUNTS))
+		return 0;
+	if (n == 0) {
+		k = model_rec_key1(prog, 'B', root);
+		return model_rec_count_add(t, &k, 1);
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct con_rec c;
+		uint32_t croot;
+		k = model_rec_key1(prog, 'K', cids[i]);
+		if ((r = model_rec_get(t, &k, &c, sizeof(c))) < 0 ||
+		    (r = root_class(t, prog, c.class_id, &croot)) < 0)
+			return r;
+		k = model_rec_key1(prog, 'F', cids[i]);
+		if (croot == root && (r = model_rec_count_add(t, &k, 1)) < 0)
+			return r;
 	}
 	return 0;
 }
@@ -611,7 +703,8 @@ model_rec_learn_failure(struct store_txn *t, const struct model_options *opt, ui
 		return -ENOMEM;
 	if ((r = model_rec_intern_sites(t, prog, rpb, meta, ids)) < 0 ||
 	    (r = classify(t, prog, meta, opt->class_similarity, ids, rpb->n_sites, cids, n,
-			  &class_id, &parent)) < 0)
+			  &class_id, &parent)) < 0 ||
+	    (r = count_class_failure(t, prog, meta, class_id, &parent, cids, n)) < 0)
 		goto leave;
 	np = model_pairs_extract(rpb->site, rpb->thread, rpb->n, opt->window, opt->intervening_rule,
 				 rpb->delayable, &pairs);

@@ -46,26 +46,36 @@ struct snap_scan {
 	uint32_t n_sites;
 };
 
+/* Adds a class; a top-level one is compared with the baseline's failures of its kind (a
+ * residual class's comparison is snap_residuals()'). */
 static int
 snap_add_class(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
 {
-	struct snap *s = ((struct snap_scan *)arg)->s;
+	struct snap_scan *sc = arg;
+	struct snap *s = sc->s;
 	struct class_rec rec;
+	uint32_t id;
+	uint64_t base_failures = s->meta.base_fail;
+	int r;
 
 	if (klen != 10 || vlen < sizeof(rec))
 		return -EIO;
 	memcpy(&rec, val, sizeof(rec));
+	id = model_key_get_u32((const uint8_t *)key + 6);
+	if (!rec.under &&
+	    (r = model_rec_class_base(sc->t, s->prog, &s->meta, id, &base_failures)) < 0)
+		return r;
 	struct snap_class *nc = realloc(s->classes, (s->n_classes + 1) * sizeof(*nc));
 	if (!nc)
 		return -ENOMEM;
 	s->classes = nc;
 	nc[s->n_classes++] = (struct snap_class){
-	    .id = model_key_get_u32((const uint8_t *)key + 6),
+	    .id = id,
 	    .failures = rec.failures,
 	    .n_sites = rec.n_sites,
 	    .under = rec.under,
 	    .base_runs = s->meta.base_runs,
-	    .base_failures = s->meta.base_fail,
+	    .base_failures = base_failures,
 	};
 	return 0;
 }
@@ -154,12 +164,13 @@ snap_add_con(const void *key, size_t klen, const void *val, size_t vlen, void *a
 	*x = (struct sel_con){
 	    .cid = model_key_get_u32((const uint8_t *)key + 6),
 	    .runs = d.rec.runs,
-	    .failures = d.rec.failures,
 	};
-	if ((r = snap_rank(sc, c->failures, &d, &x->rank)) < 0)
+	if ((r = model_rec_con_failures(sc->t, s->prog, &s->meta, x->cid, &d.rec, &x->failures)) <
+		0 ||
+	    (r = snap_rank(sc, c->failures, &d, &x->rank)) < 0)
 		return r;
-	x->effective = model_stat_effective(s->meta.base_runs, s->meta.base_fail, x->runs,
-					    x->failures, &x->chi2);
+	x->effective = model_stat_effective(c->base_runs, c->base_failures, x->runs, x->failures,
+					    &x->chi2);
 	c->d[c->n++] = d;
 	return 0;
 }
@@ -457,6 +468,7 @@ constraint_stats(struct store_txn *t, enum model_selector sel, const struct snap
 	out->weight = model_select_weight(sel, x, base_rate);
 	out->runs = x->runs;
 	out->failures = x->failures;
+	out->all_failures = d->rec.failures;
 	out->rate = x->runs ? (double)x->failures / (double)x->runs : 0;
 	out->chi2 = x->chi2;
 	out->effective = x->effective;
@@ -535,6 +547,8 @@ program_stats(struct store_txn *t, struct model *m, uint32_t num, const char *id
 		cs->id = sc->id;
 		cs->under = sc->under;
 		cs->failures = sc->failures;
+		cs->base_runs = sc->base_runs;
+		cs->base_failures = sc->base_failures;
 		cs->n_sites = sc->n_sites;
 		cs->c = calloc(sc->n ? sc->n : 1, sizeof(*cs->c));
 		if (!cs->c) {

@@ -778,6 +778,12 @@ START_TEST(residual_class_on_a_decisive_contender)
 	ck_assert_uint_eq(ps->classes[1].under, strtoul(cid, NULL, 10) + 1);
 	ck_assert_uint_eq(ps->classes[1].failures, 1);
 	ck_assert_uint_gt(ps->classes[1].n, 0);
+	/* What the contender left is still of its class's kind: it counts against it. */
+	cc = find_constraint(ps, "a", "b");
+	ck_assert_uint_eq(cc->runs, 42);
+	ck_assert_uint_eq(cc->failures, 2);
+	ck_assert_uint_eq(ps->classes[1].base_runs, 42);
+	ck_assert_uint_eq(ps->classes[1].base_failures, 2);
 	/* Its candidates are the failure's pairs but the contender's own. */
 	ck_assert_uint_eq(ps->classes[1].n, ps->classes[0].n - 1);
 	for (size_t i = 0; i < ps->classes[1].n; i++)
@@ -838,6 +844,109 @@ START_TEST(residual_class_on_a_decisive_contender)
 	model_stats_free(back);
 	free(text);
 	model_stats_free(st);
+	model_close(m);
+}
+END_TEST
+
+/* Sets program 1's flags in the store of the closed model at tmpdir (an older store has 0). */
+static int
+set_flags(struct store_txn *t, void *arg)
+{
+	struct prog_meta meta;
+	int r = model_rec_meta_get(t, 1, &meta);
+
+	if (r < 0)
+		return r;
+	meta.flags = *(const uint32_t *)arg;
+	meta.gen++;
+	return model_rec_meta_put(t, 1, &meta);
+}
+
+/*
+ * A run loads one constraint per class, so a constraint of a rare class rides on another
+ * class's contender: on all of its runs' failures it looks effective. Each constraint is judged
+ * on its runs' failures of its own class's kind, against the baseline's failures of that kind.
+ * Baseline: 10 of 20 runs fail like class 1, 2 like class 2. Then 30 runs load X (class 1) and
+ * Y (class 2): 3 fail like class 2, none like class 1. X: 0/30 against 10/20, a contender. Y:
+ * 3/30 against 2/20, no better than nothing (on every failure, 3/30 against 12/20, it was).
+ * A store older than the class counts keeps judging on every failure.
+ */
+START_TEST(constraint_judged_on_its_own_class)
+{
+	struct model *m = open_model(10);
+	const char *s1[] = {"a", "b", "c", "d"}, *s2[] = {"p", "q", "r", "s"};
+	struct model_event f1[4], f2[4], ok[] = {ev(1, 1, "b"), ev(2, 2, "a")};
+	struct model_stats *st;
+
+	for (size_t i = 0; i < 4; i++) {
+		f1[i] = ev(i + 1, 1 + i % 2, s1[i]);
+		f2[i] = ev(i + 1, 1 + i % 2, s2[i]);
+	}
+	for (int i = 0; i < 20; i++)
+		report(m, i < 12, i < 10 ? f1 : i < 12 ? f2 : ok, i < 12 ? 4 : 2);
+	ck_assert_int_eq(model_stats_get(m, NULL, &st), 0);
+	const struct model_constraint_stats *x = find_constraint(&st->programs[0], "a", "b"),
+					    *y = find_constraint(&st->programs[0], "p", "q");
+	ck_assert_ptr_nonnull(x);
+	ck_assert_ptr_nonnull(y);
+	char xid[24], yid[24];
+	strcpy(xid, x->id);
+	strcpy(yid, y->id);
+	model_stats_free(st);
+	const char *both[] = {xid, yid};
+	for (int i = 0; i < 30; i++)
+		report_loaded(m, both, 2, i < 3, i < 3 ? f2 : NULL, i < 3 ? 4 : 0);
+
+	for (int old = 0; old < 2; old++) {
+		if (old) {
+			model_close(m);
+			struct store *s;
+			uint32_t flags = 0;
+			ck_assert_int_eq(model_store_open(tmpdir, 0, true, &s), 0);
+			ck_assert_int_eq(model_store_write(s, set_flags, &flags), 0);
+			model_store_close(s);
+			m = open_model(10);
+		}
+		ck_assert_int_eq(model_stats_get(m, NULL, &st), 0);
+		const struct model_program_stats *ps = &st->programs[0];
+		ck_assert_uint_eq(ps->n_classes, 2);
+		ck_assert_uint_eq(ps->classes[0].failures, 10);
+		ck_assert_uint_eq(ps->classes[1].failures, 5);
+		ck_assert_uint_eq(ps->classes[0].base_runs, 20);
+		ck_assert_uint_eq(ps->classes[0].base_failures, old ? 12 : 10);
+		ck_assert_uint_eq(ps->classes[1].base_failures, old ? 12 : 2);
+		x = find_constraint(ps, "a", "b");
+		y = find_constraint(ps, "p", "q");
+		ck_assert_uint_eq(x->runs, 30);
+		ck_assert_uint_eq(x->all_failures, 3);
+		ck_assert_uint_eq(x->failures, old ? 3 : 0);
+		ck_assert(x->effective);
+		ck_assert_uint_eq(y->runs, 30);
+		ck_assert_uint_eq(y->all_failures, 3);
+		ck_assert_uint_eq(y->failures, 3);
+		ck_assert(y->effective == (bool)old);
+		if (!old) {
+			double chi2;
+			ck_assert(!model_stat_effective(20, 2, 30, 3, &chi2));
+			ck_assert(model_stat_effective(20, 12, 30, 3, &chi2));
+			/* Through JSON and back. */
+			for (size_t p = 0; p < st->n; p++)
+				st->programs[p].baseline_curve.n = st->programs[p].constrained_curve.n = 0;
+			char *text;
+			struct model_stats *back;
+			const char *err;
+			ck_assert_int_eq(model_json_format_stats(st, &text), 0);
+			ck_assert_int_eq(model_json_parse_stats(text, strlen(text), &back, &err), 0);
+			const struct model_program_stats *bp = &back->programs[0];
+			ck_assert_uint_eq(bp->classes[1].base_failures, 2);
+			ck_assert_uint_eq(bp->classes[1].base_runs, 20);
+			ck_assert_uint_eq(find_constraint(bp, "a", "b")->all_failures, 3);
+			ck_assert_uint_eq(find_constraint(bp, "a", "b")->failures, 0);
+			model_stats_free(back);
+			free(text);
+		}
+		model_stats_free(st);
+	}
 	model_close(m);
 }
 END_TEST
@@ -1373,6 +1482,7 @@ model_suite(void)
 	tcase_add_test(tc, class_assignment);
 	tcase_add_test(tc, start_serves_one_per_class_and_replays);
 	tcase_add_test(tc, residual_class_on_a_decisive_contender);
+	tcase_add_test(tc, constraint_judged_on_its_own_class);
 	tcase_add_test(tc, snapshot_age_bounds_staleness);
 	tcase_add_test(tc, bad_reports_change_nothing);
 	tcase_add_test(tc, ticks_count_successes);
