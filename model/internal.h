@@ -205,7 +205,7 @@ bool model_stat_baseline_known(uint64_t runs, uint64_t failures);
 struct sel_con {
 	uint32_t cid;
 	double rank;
-	uint64_t runs, failures;
+	uint64_t runs, failures; /* failures: of its class's kind (model_rec_con_failures()) */
 	double chi2;
 	bool effective;
 };
@@ -217,11 +217,12 @@ struct sel_class {
 	struct sel_con *c; /* sorted by rank, highest first (thompson-max stops early) */
 	/*
 	 * A residual class (class_rec.under): offered only in runs that load constraint
-	 * under - 1, which class parent (an index) offers; its constraints are compared with that
-	 * one's outcomes, base_runs and base_failures, instead of the baseline's.
+	 * under - 1, which class parent (an index) offers.
 	 */
 	uint32_t under;
 	size_t parent;
+	/* What its constraints are compared with: the baseline runs and their failures of the
+	 * class's kind, or a residual class's parent constraint's runs and failures. */
 	uint64_t base_runs, base_failures;
 };
 

@@ -92,7 +92,7 @@ major_classes_have_contenders(const struct sel_input *in)
 		if (c->n == 0 || c->under || (double)c->failures < SELECT_MAJOR_CLASS * (double)total)
 			continue;
 		long best = model_select_best_effective(c);
-		if (best < 0 || !model_stat_decisive(in->base_runs, in->base_failures,
+		if (best < 0 || !model_stat_decisive(c->base_runs, c->base_failures,
 						     c->c[best].runs, c->c[best].failures))
 			return false;
 		any = true;
@@ -238,13 +238,12 @@ explore_thompson_max(const struct sel_class *c, double base, struct prng *rng, d
 	return pick;
 }
 
-/* The rate class @c's constraints are weighed against: its parent constraint's, or the
- * baseline's. */
+/* The rate class @c's constraints are weighed against: the baseline's failures of its kind,
+ * or its parent constraint's. */
 static double
-class_base_rate(const struct sel_input *in, const struct sel_class *c)
+class_base_rate(const struct sel_class *c)
 {
-	return c->under ? model_select_base_rate(c->base_runs, c->base_failures)
-			: model_select_base_rate(in->base_runs, in->base_failures);
+	return model_select_base_rate(c->base_runs, c->base_failures);
 }
 
 /*
@@ -257,7 +256,7 @@ class_base_rate(const struct sel_input *in, const struct sel_class *c)
 static long
 explore(const struct sel_input *in, const struct sel_class *c, struct prng *rng)
 {
-	double base = class_base_rate(in, c), best = 0;
+	double base = class_base_rate(c), best = 0;
 
 	if (in->selector == MODEL_SELECT_THOMPSON_MAX) {
 		long pick = explore_thompson_max(c, base, rng, &best);

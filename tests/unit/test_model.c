@@ -365,9 +365,10 @@ START_TEST(baseline_share_rules)
 	c1[1].effective = model_stat_effective(40, 12, 10, 3, &c1[1].chi2);
 	c2[0].effective = model_stat_effective(40, 12, 30, 9, &c2[0].chi2);
 	ck_assert(c1[0].effective && !c1[1].effective && !c2[0].effective);
-	struct sel_class k[3] = {{.id = 1, .failures = 19, .n = 2, .c = c1},
-				 {.id = 2, .failures = 1, .n = 1, .c = c2},
-				 {.id = 3, .failures = 50, .n = 0}}; /* no candidates: ignored */
+	struct sel_class k[3] = {
+	    {.id = 1, .failures = 19, .n = 2, .c = c1, .base_runs = 40, .base_failures = 12},
+	    {.id = 2, .failures = 1, .n = 1, .c = c2, .base_runs = 40, .base_failures = 12},
+	    {.id = 3, .failures = 50, .n = 0}}; /* no candidates: ignored */
 	struct sel_input in = {.selector = MODEL_SELECT_THOMPSON_MAX,
 			       .baseline = MODEL_BASELINE_PAPER,
 			       .base_runs = 40,
@@ -435,7 +436,7 @@ START_TEST(selection_thompson_prefers_rank_and_success)
 	struct sel_con c[3] = {{.cid = 1, .rank = 0.5, .runs = 20, .failures = 6},
 			       {.cid = 2, .rank = 0.5, .runs = 20, .failures = 0},
 			       {.cid = 3, .rank = 0.5}};
-	struct sel_class k = {.id = 1, .n = 3, .c = c};
+	struct sel_class k = {.id = 1, .n = 3, .c = c, .base_runs = 100, .base_failures = 30};
 	struct sel_input in = {.selector = MODEL_SELECT_THOMPSON_MAX,
 			       .base_runs = 100,
 			       .base_failures = 30,
@@ -474,7 +475,7 @@ START_TEST(selection_residual_class_rides_on_its_parent)
 	struct sel_con res[2] = {{.cid = 7, .rank = 0.5, .runs = 20, .failures = 1},
 				 {.cid = 8, .rank = 0.1, .runs = 50, .failures = 0}};
 	struct sel_class k[2] = {
-	    {.id = 1, .n = 2, .c = parent},
+	    {.id = 1, .n = 2, .c = parent, .base_runs = 100, .base_failures = 30},
 	    {.id = 2, .n = 2, .c = res, .under = 5 + 1, .parent = 0, .base_runs = 100,
 	     .base_failures = 1}};
 	struct sel_input in = {.selector = MODEL_SELECT_THOMPSON_MAX,
@@ -533,7 +534,8 @@ START_TEST(selection_rank_is_a_prior_evidence_overrides)
 	struct sel_con c[3] = {{.cid = 1, .rank = 0.228, .runs = 103, .failures = 17},
 			       {.cid = 2, .rank = 0.1},
 			       {.cid = 3, .rank = 0.007, .runs = 740, .failures = 4}};
-	struct sel_class k = {.id = 1, .failures = 20, .n = 3, .c = c};
+	struct sel_class k = {
+	    .id = 1, .failures = 20, .n = 3, .c = c, .base_runs = 14, .base_failures = 4};
 	struct sel_input in = {.selector = MODEL_SELECT_THOMPSON_MAX,
 			       .base_runs = 14,
 			       .base_failures = 4,
