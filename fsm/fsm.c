@@ -580,7 +580,7 @@ fsm_thread_blocked_on(struct fsm *f, uint32_t thread, uint32_t on_thread, uint64
 	return 0;
 }
 
-void
+bool
 fsm_thread_held(struct fsm *f, uint32_t thread, uint64_t held_ns, uint64_t now)
 {
 	struct thread *t = thread_find(f, thread);
@@ -590,7 +590,7 @@ fsm_thread_held(struct fsm *f, uint32_t thread, uint64_t held_ns, uint64_t now)
 	from = held_ns < now ? now - held_ns : 0;
 	/* An instance active when the hold began, even one that ran out during it, moves. */
 	if (!t || !held_ns || t->retired || t->max_deadline <= from)
-		return;
+		return false;
 	for (size_t j = 0; j < f->n; j++)
 		if (t->deadline[j] > from)
 			t->deadline[j] += held_ns;
@@ -616,6 +616,7 @@ fsm_thread_held(struct fsm *f, uint32_t thread, uint64_t held_ns, uint64_t now)
 		if (moved && until > s->release_at)
 			s->release_at = until;
 	}
+	return true;
 }
 
 void
@@ -642,6 +643,14 @@ fsm_thread_overdue(const struct fsm *f, uint32_t thread, uint64_t now)
 	const struct thread *t = thread_find(f, thread);
 
 	return t && t->max_deadline && !t->retired && t->max_deadline <= now;
+}
+
+uint64_t
+fsm_thread_deadline(const struct fsm *f, uint32_t thread)
+{
+	const struct thread *t = thread_find(f, thread);
+
+	return t && !t->retired ? t->max_deadline : 0;
 }
 
 size_t

@@ -164,9 +164,10 @@ int fsm_thread_blocked_on(struct fsm *f, uint32_t thread, uint32_t on_thread, ui
  * B, not the tracer's. Under ptrace every event of an activator (and while an instance is active
  * each one stops) costs from microseconds to milliseconds of the tracer's time; counted in wall
  * time, a 1 ms delay would end while the activator is still short of the end of its window.
- * Ignored for an unknown thread, one without an active instance, or @held_ns 0.
+ * Ignored for an unknown thread, one without an active instance, or @held_ns 0; returns whether
+ * it moved anything.
  */
-void fsm_thread_held(struct fsm *f, uint32_t thread, uint64_t held_ns, uint64_t now);
+bool fsm_thread_held(struct fsm *f, uint32_t thread, uint64_t held_ns, uint64_t now);
 
 /*
  * The event @thread was stopped at has executed (the tracer knows it for a point: a single
@@ -188,6 +189,8 @@ bool fsm_thread_unfinished(const struct fsm *f, uint32_t thread);
 /* The same, with every deadline of @thread passed at @now: only then can a hold measured now
  * change what its instances do (the tracer reads its CPU wait then, not at every event). */
 bool fsm_thread_overdue(const struct fsm *f, uint32_t thread, uint64_t now);
+/* The latest deadline of @thread's unfinished instances (0: none). */
+uint64_t fsm_thread_deadline(const struct fsm *f, uint32_t thread);
 
 /*
  * Collects up to @max stalled threads whose stall has ended by @now (deadline passed, or released

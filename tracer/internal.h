@@ -63,6 +63,9 @@ struct thread {
 	 * latest check (/proc/TID/schedstat); a delay does not count it either */
 	bool timed;
 	uint64_t run_delay, run_delay_at; /* ns, and when it was read */
+	/* Grace given while it was runnable at a deadline (stall.c grace()): in all since its
+	 * latest B, and what no CPU wait read since has made up for */
+	uint64_t grace_total, grace_unmatched;
 	bool hit_pending;	/* detach: ran an int3 whose SIGTRAP is still pending ... */
 	uint64_t hit_rewind;	/* ... and goes back to this entry once it is swallowed */
 	bool hit_pad;		/* ... from a pad: r11 comes back from the red zone */
@@ -174,6 +177,9 @@ struct tracer {
 	struct fsm *fsm;	    /* the schedule constraints loaded, or NULL */
 	unsigned nstalled;	    /* threads held by them now */
 	unsigned release_deferred;  /* loop turns a due stall waited for reported stops */
+	/* Deadlines moved because their activator was runnable (stall.c account_overdue()), and
+	 * by how much in all (ns) */
+	uint64_t graces, grace_ns;
 	bool *point_found;	    /* per --points entry: resolved in some module */
 	unsigned failures;	    /* failures reported in this run */
 	struct rpb_entry *failure_rpb; /* the merged RPB at the first failure */

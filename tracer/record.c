@@ -460,4 +460,18 @@ tracer_print_summary(struct tracer *t, FILE *f)
 	fprintf(f, "%10" PRIu64 "  total, %" PRIu64 " of them without a stop\n", total,
 		t->ring_events - t->ring_stops);
 	free(rows);
+	size_t nc = t->fsm ? fsm_constraint_count(t->fsm) : 0;
+	for (size_t i = 0; i < nc; i++) {
+		struct fsm_counters c;
+		fsm_constraint_counters(t->fsm, i, &c);
+		fprintf(f,
+			"constraint %zu: %" PRIu64 " activations, %" PRIu64 " delays, %" PRIu64
+			" of them cut short\n",
+			i + 1, c.activations, c.delays, c.cut_short);
+	}
+	if (nc)
+		fprintf(f,
+			"%" PRIu64 " deadlines moved while the activator was runnable, by %.3f ms in "
+			"all\n",
+			t->graces, (double)t->grace_ns / 1e6);
 }

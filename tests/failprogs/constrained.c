@@ -4,7 +4,8 @@
  * marked A). Each notes the time right after its lock; the program prints "B-ns A-ns"
  * (CLOCK_MONOTONIC). Untraced, A comes about 2 ms after B. With the argument "join", first joins second right after B: an activator that
  * waits for the thread its constraint would delay. With "busy", first locks and unlocks m1 once
- * more right after B (two more events) before it sleeps.
+ * more right after B (two more events) before it sleeps. With "spin", first computes for 200 ms
+ * after B instead of sleeping: runnable all along, and no event.
  *
  * With "held": first locks m3 and leaves the barrier holding it; second leaves it and calls
  * lock(m3) (the line marked A2), blocked until first unlocks m3 (B2) 20 ms later. The times
@@ -56,6 +57,7 @@ main(int argc, char **argv)
 {
 	int join = argc > 1 && strcmp(argv[1], "join") == 0;
 	int busy = argc > 1 && strcmp(argv[1], "busy") == 0;
+	int spin = argc > 1 && strcmp(argv[1], "spin") == 0;
 	pthread_t t;
 
 	held = argc > 1 && strcmp(argv[1], "held") == 0;
@@ -81,10 +83,15 @@ main(int argc, char **argv)
 		pthread_mutex_lock(&m1);
 		pthread_mutex_unlock(&m1);
 	}
-	if (join)
+	if (join) {
 		pthread_join(t, NULL);
-	else
+	} else if (spin) {
+		long long end = now() + 200000000LL;
+		while (now() < end) /* clock_gettime is a vDSO call: no event, no syscall */
+			;
+	} else {
 		usleep(300000); /* stays alive (and not waiting for second) past any delay */
+	}
 	if (!join)
 		pthread_join(t, NULL);
 	printf("%lld %lld\n", t_b, t_a);

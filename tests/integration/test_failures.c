@@ -721,6 +721,51 @@ START_TEST(constraint_released_after_the_activators_next_event)
 }
 END_TEST
 
+/* The "N deadlines moved while the activator was runnable" count of a -c summary. */
+static long
+graces(const struct run *r)
+{
+	const char *p = strstr(r->err, " deadlines moved while the activator was runnable");
+	ck_assert_msg(p, "no grace count in: %s", r->err);
+	while (p > r->err && p[-1] >= '0' && p[-1] <= '9')
+		p--;
+	return strtol(p, NULL, 10);
+}
+
+/*
+ * An activator runnable at its deadline may be waiting for a CPU, a wait its schedstat shows
+ * only once it runs: the delay goes on while it stays runnable, at most 2 ms more
+ * (STALL_GRACE_MAX_NS), and then ends although it is still computing. "spin": after B the
+ * activator computes for 200 ms without an event; with a 20 ms delay, A runs 22 ms or more
+ * after B (the CPU wait it had meanwhile may add to that, never the grace beyond 2 ms), and
+ * well before the activator is done. An activator asleep at its deadline gets no grace.
+ */
+START_TEST(constraint_runnable_activator_gets_a_bounded_grace)
+{
+	const char *cons = write_constraint(20000);
+	const char *spin[] = {"-c", "--constraints", cons, "--release-after", "0", "--",
+			      prog("constrained"), "spin", NULL};
+	const char *asleep[] = {"-c", "--constraints", cons, "--release-after", "0", "--",
+				prog("constrained"), NULL};
+	struct run r;
+
+	for (int i = 0; i < 2; i++) {
+		run_trace(&r, spin);
+		ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+		ck_assert_msg(a_minus_b_ms(&r) >= 21.5, "A ran %.2f ms after B", a_minus_b_ms(&r));
+		ck_assert_msg(a_minus_b_ms(&r) < 150.0, "A held %.1f ms", a_minus_b_ms(&r));
+		/* 250 us from each (late) wake-up at a time, 2 ms at most in all */
+		ck_assert_int_ge(graces(&r), 1);
+		ck_assert_int_le(graces(&r), 8);
+	}
+	run_trace(&r, asleep);
+	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+	ck_assert_msg(a_minus_b_ms(&r) >= 19.0, "A ran %.2f ms after B", a_minus_b_ms(&r));
+	ck_assert_int_eq(graces(&r), 0);
+	ck_assert_msg(strstr(r.err, "constraint 1: 1 activations, 1 delays"), "%s", r.err);
+}
+END_TEST
+
 START_TEST(constraint_holds_a_thread_already_blocked_in_a)
 {
 	/* second calls lock(m3) (A2) while first holds m3: its event comes before first's unlock
@@ -1095,6 +1140,7 @@ failures_suite(void)
 	tcase_add_test(cons, constraint_that_would_deadlock_is_cut_short);
 	tcase_add_test(cons, constraint_released_after_the_activators_next_event);
 	tcase_add_test(cons, constraint_holds_a_thread_already_blocked_in_a);
+	tcase_add_test(cons, constraint_runnable_activator_gets_a_bounded_grace);
 	tcase_add_test(cons, only_constraint_sites_stop);
 	tcase_add_test(cons, constraints_file_errors);
 	tcase_add_test(cons, point_statement_that_faults_while_stepped);

@@ -536,14 +536,20 @@ START_TEST(progress_past_the_deadline_counts)
 	ck_assert(fsm_thread_overdue(f, 1, US(1000)));
 	ck_assert_int_eq(fsm_on_event(f, 1, X, US(1200), NULL), FSM_RUN); /* 1st, past 1000 */
 	ck_assert(fsm_thread_unfinished(f, 1));
+	ck_assert_uint_eq(fsm_thread_deadline(f, 1), US(1000));
+	/* A wait that ended before the deadline moves nothing (and says so). */
+	ck_assert(!fsm_thread_held(f, 1, US(100), US(1150)));
+	ck_assert_uint_eq(fsm_thread_deadline(f, 1), US(1000));
 	/* It waited 800 us for a CPU since 450: its instance ends at 1800, and holds. */
-	fsm_thread_held(f, 1, US(800), US(1250));
+	ck_assert(fsm_thread_held(f, 1, US(800), US(1250)));
+	ck_assert_uint_eq(fsm_thread_deadline(f, 1), US(1800));
 	ck_assert_int_eq(fsm_on_event(f, 2, A, US(1260), &until), FSM_STALL);
 	ck_assert_uint_eq(until, US(1800));
 	ck_assert(!fsm_thread_overdue(f, 1, US(1290))); /* moved to 1800 */
 	ck_assert_int_eq(fsm_on_event(f, 1, X, US(1300), NULL), FSM_RUN); /* 2nd: done */
 	ck_assert(!fsm_thread_unfinished(f, 1));
 	ck_assert(!fsm_thread_overdue(f, 1, US(5000)));
+	ck_assert_uint_eq(fsm_thread_deadline(f, 1), 0);
 	ck_assert_uint_eq(fsm_due(f, US(1300), rel, 4), 1);
 	ck_assert_uint_eq(rel[0], 2);
 
@@ -551,7 +557,7 @@ START_TEST(progress_past_the_deadline_counts)
 	ck_assert_int_eq(fsm_on_event(f, 1, B, US(2000), NULL), FSM_RUN);
 	ck_assert_int_eq(fsm_on_event(f, 1, X, US(3100), NULL), FSM_RUN);
 	ck_assert_int_eq(fsm_on_event(f, 1, X, US(3200), NULL), FSM_RUN);
-	fsm_thread_held(f, 1, US(1500), US(3300));
+	ck_assert(!fsm_thread_held(f, 1, US(1500), US(3300)));
 	ck_assert_int_eq(fsm_on_event(f, 3, A, US(3310), NULL), FSM_RUN);
 	ck_assert_uint_eq(fsm_next_deadline(f), 0);
 	fsm_destroy(f);
