@@ -230,6 +230,8 @@ struct sel_input {
 	enum model_selector selector;
 	enum model_baseline_rule baseline;
 	uint64_t base_runs, base_failures;
+	/* The classes' base_failures are their kinds' baseline failures (PROG_CLASS_COUNTS) */
+	bool class_counts;
 	size_t n_classes;
 	const struct sel_class *classes;
 };

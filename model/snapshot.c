@@ -495,6 +495,7 @@ model_snap_sel_input(const struct snap *s, const struct model_options *o,
 	    .baseline = o->baseline,
 	    .base_runs = s ? s->meta.base_runs : 0,
 	    .base_failures = s ? s->meta.base_fail : 0,
+	    .class_counts = s && (s->meta.flags & PROG_CLASS_COUNTS),
 	    .n_classes = n,
 	    .classes = classes,
 	};

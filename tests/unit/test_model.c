@@ -406,6 +406,18 @@ START_TEST(baseline_share_rules)
 	k[1].failures = 3;
 	ck_assert_double_eq(model_select_base_share(&in), SELECT_BASE_SHARE_EARLY);
 	k[1].failures = 1;
+	/* With the class counts a class's share is of the baseline runs' failures: class 2, 30
+	 * failures but none in baseline runs, is minor; as a share of all failures it is not. */
+	k[1].failures = 30;
+	k[1].base_failures = 0;
+	ck_assert_double_eq(model_select_base_share(&in), SELECT_BASE_SHARE_EARLY);
+	in.class_counts = true;
+	ck_assert_double_eq(model_select_base_share(&in), SELECT_BASE_SHARE_LATE);
+	k[1].base_failures = 2; /* 2 of the 14: major again */
+	ck_assert_double_eq(model_select_base_share(&in), SELECT_BASE_SHARE_EARLY);
+	in.class_counts = false;
+	k[1].failures = 1;
+	k[1].base_failures = 12;
 	/* The contender stops being one (its failures catch up with the baseline's rate). */
 	c1[0].failures = 17;
 	c1[0].effective = model_stat_effective(40, 12, 60, 17, &c1[0].chi2);
