@@ -759,6 +759,22 @@ START_TEST(class_assignment)
 }
 END_TEST
 
+/* @st formatted as JSON and parsed back (its curves dropped: JSON keeps fewer points). */
+static struct model_stats *
+stats_through_json(struct model_stats *st)
+{
+	struct model_stats *back;
+	const char *err;
+	char *text;
+
+	for (size_t p = 0; p < st->n; p++)
+		st->programs[p].baseline_curve.n = st->programs[p].constrained_curve.n = 0;
+	ck_assert_int_eq(model_json_format_stats(st, &text), 0);
+	ck_assert_int_eq(model_json_parse_stats(text, strlen(text), &back, &err), 0);
+	free(text);
+	return back;
+}
+
 START_TEST(residual_class_on_a_decisive_contender)
 {
 	struct model *m = open_model(10);
@@ -846,17 +862,10 @@ START_TEST(residual_class_on_a_decisive_contender)
 	ck_assert(model_stat_effective(20, 10, 6, 0, &chi2));
 
 	/* The stats keep "under" through JSON. */
-	for (size_t p = 0; p < st->n; p++)
-		st->programs[p].baseline_curve.n = st->programs[p].constrained_curve.n = 0;
-	char *text;
-	struct model_stats *back;
-	const char *err;
-	ck_assert_int_eq(model_json_format_stats(st, &text), 0);
-	ck_assert_int_eq(model_json_parse_stats(text, strlen(text), &back, &err), 0);
+	struct model_stats *back = stats_through_json(st);
 	ck_assert_uint_eq(back->programs[0].classes[1].under, ps->classes[1].under);
 	ck_assert_uint_eq(back->programs[0].classes[0].under, 0);
 	model_stats_free(back);
-	free(text);
 	model_stats_free(st);
 	model_close(m);
 }
@@ -943,21 +952,13 @@ START_TEST(constraint_judged_on_its_own_class)
 			double chi2;
 			ck_assert(!model_stat_effective(20, 2, 30, 3, &chi2));
 			ck_assert(model_stat_effective(20, 12, 30, 3, &chi2));
-			/* Through JSON and back. */
-			for (size_t p = 0; p < st->n; p++)
-				st->programs[p].baseline_curve.n = st->programs[p].constrained_curve.n = 0;
-			char *text;
-			struct model_stats *back;
-			const char *err;
-			ck_assert_int_eq(model_json_format_stats(st, &text), 0);
-			ck_assert_int_eq(model_json_parse_stats(text, strlen(text), &back, &err), 0);
+			struct model_stats *back = stats_through_json(st);
 			const struct model_program_stats *bp = &back->programs[0];
 			ck_assert_uint_eq(bp->classes[1].base_failures, 2);
 			ck_assert_uint_eq(bp->classes[1].base_runs, 20);
 			ck_assert_uint_eq(find_constraint(bp, "a", "b")->all_failures, 3);
 			ck_assert_uint_eq(find_constraint(bp, "a", "b")->failures, 0);
 			model_stats_free(back);
-			free(text);
 		}
 		model_stats_free(st);
 	}
