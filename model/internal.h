@@ -169,25 +169,13 @@ double model_stat_fc(uint64_t failing_with, uint64_t class_failures);
 double model_stat_weight_paper(double rank, uint64_t runs, uint64_t failures);
 /* Pearson chi-square of {{a, b}, {c, d}} without Yates' correction; 0 when a margin is 0. */
 double model_stat_chi2(uint64_t a, uint64_t b, uint64_t c, uint64_t d);
-/*
- * Fisher's exact test, one-sided: the probability that @runs runs get @fail failures or fewer
- * when they and the baseline's @base_runs share their failures at random (the hypergeometric
- * tail, margins fixed).
- */
-double model_stat_fisher_lower(uint64_t base_runs, uint64_t base_fail, uint64_t runs,
-			       uint64_t fail);
-/*
- * Effective: chi2 of {baseline, constraint} x {failed, succeeded} > 3.84, rate below baseline;
- * on a table with an expected count below 5, also Fisher's one-sided p < 0.025 (the same 5% as
- * the two-sided chi-square).
- */
+/* Effective: chi2 of {baseline, constraint} x {failed, succeeded} > 3.84, rate below baseline. */
 bool model_stat_effective(uint64_t base_runs, uint64_t base_fail, uint64_t runs, uint64_t fail,
 			  double *ret_chi2);
 /*
- * Decisive: chi2 of {baseline, constraint} x {failed, succeeded} > SELECT_DECISIVE_CHI2 (on a
- * small table also Fisher's one-sided p < 0.0005) and a failure rate at most half the
- * baseline's (select.c says why a contender must be decisive to end the 10% baseline share;
- * records.c, for a failure to start a residual class).
+ * Decisive: chi2 of {baseline, constraint} x {failed, succeeded} > SELECT_DECISIVE_CHI2 and a
+ * failure rate at most half the baseline's (select.c says why a contender must be decisive to
+ * end the 10% baseline share; records.c, for a failure to start a residual class).
  */
 bool model_stat_decisive(uint64_t base_runs, uint64_t base_fail, uint64_t runs, uint64_t fail);
 /*
