@@ -843,7 +843,8 @@ parse_constraint_stats(json_object *o, struct model_constraint_stats *c)
 	    strlen(json_object_get_string(v)) >= sizeof(c->id))
 		return -EINVAL;
 	strcpy(c->id, json_object_get_string(v));
-	if (field_u64(o, "f_ab", false, &c->f_ab) < 0 || field_u64(o, "f_ba", false, &c->f_ba) < 0 ||
+	if (field_u64(o, "f_ab", false, &c->f_ab) < 0 ||
+	    field_u64(o, "f_ba", false, &c->f_ba) < 0 ||
 	    field_u64(o, "failing_with", false, &c->failing_with) < 0 ||
 	    field_u64(o, "runs", false, &c->runs) < 0 ||
 	    field_u64(o, "failures", false, &c->failures) < 0 ||

@@ -193,7 +193,7 @@ struct model_class_stats {
 	/* Its constraints are compared with base_failures in base_runs runs: the baseline's
 	 * failures of its kind, or for a residual class its parent constraint's. */
 	uint64_t base_runs, base_failures;
-	size_t n_sites; /* sites of its exemplar failure */
+	size_t n_sites;	   /* sites of its exemplar failure */
 	size_t n;	   /* constraints, sorted by weight, highest first */
 	struct model_constraint_stats *c;
 };

@@ -547,8 +547,7 @@ decisive_of_class(struct store_txn *t, uint32_t prog, const struct prog_meta *me
  */
 static int
 count_class_failure(struct store_txn *t, uint32_t prog, const struct prog_meta *meta,
-		    uint32_t class_id, const struct con_rec *parent, const uint32_t *cids,
-		    size_t n)
+		    uint32_t class_id, const struct con_rec *parent, const uint32_t *cids, size_t n)
 {
 	uint32_t root = parent->b != UINT32_MAX ? parent->class_id : class_id;
 	struct key k;

@@ -98,8 +98,9 @@ major_classes_have_contenders(const struct sel_input *in)
 	bool any = false;
 
 	for (size_t k = 0; k < in->n_classes; k++)
-		total += in->classes[k].n && !in->classes[k].under ? class_share(in, &in->classes[k])
-								   : 0;
+		total += in->classes[k].n && !in->classes[k].under
+			     ? class_share(in, &in->classes[k])
+			     : 0;
 	for (size_t k = 0; k < in->n_classes; k++) {
 		const struct sel_class *c = &in->classes[k];
 		if (c->n == 0 || c->under ||

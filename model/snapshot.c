@@ -169,8 +169,8 @@ snap_add_con(const void *key, size_t klen, const void *val, size_t vlen, void *a
 		0 ||
 	    (r = snap_rank(sc, c->failures, &d, &x->rank)) < 0)
 		return r;
-	x->effective = model_stat_effective(c->base_runs, c->base_failures, x->runs, x->failures,
-					    &x->chi2);
+	x->effective =
+	    model_stat_effective(c->base_runs, c->base_failures, x->runs, x->failures, &x->chi2);
 	c->d[c->n++] = d;
 	return 0;
 }

@@ -104,11 +104,12 @@ constraint_row(struct buf *b, const struct model_constraint_stats *c)
 	buf_puts(b, " &rarr; ");
 	site_html(b, c->a, c->a_where);
 	buf_printf(b,
-		   "</td><td class=n>%" PRIu64 "</td><td class=n>%" PRIu64 "</td><td class=n>%" PRIu64
+		   "</td><td class=n>%" PRIu64 "</td><td class=n>%" PRIu64
+		   "</td><td class=n>%" PRIu64
 		   "</td><td class=n>%.3f</td><td class=n>%.2f</td><td class=n>%.4g</td>"
 		   "<td class=n>%.3f</td><td class=n>%.2f&middot;%.2f&middot;%.2f</td></tr>",
-		   c->runs, c->failures, c->all_failures, c->rate, c->chi2, c->weight, c->rank, c->oi,
-		   c->ci, c->fc);
+		   c->runs, c->failures, c->all_failures, c->rate, c->chi2, c->weight, c->rank,
+		   c->oi, c->ci, c->fc);
 }
 
 static void
@@ -133,8 +134,8 @@ class_html(struct buf *b, const struct model_class_stats *cs)
 		   cs->id, cs->failures, cs->n_sites, cs->n);
 	buf_printf(b,
 		   "<p>Its constraints are judged on their runs' failures of its kind (a residual "
-		   "class's kind is its parent's class), against %" PRIu64 " such failures in %" PRIu64
-		   " %s (rate %.3f).</p>",
+		   "class's kind is its parent's class), against %" PRIu64
+		   " such failures in %" PRIu64 " %s (rate %.3f).</p>",
 		   cs->base_failures, cs->base_runs,
 		   cs->under ? "runs of its parent constraint" : "baseline runs",
 		   cs->base_runs ? (double)cs->base_failures / (double)cs->base_runs : 0.0);

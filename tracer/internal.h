@@ -63,8 +63,8 @@ struct thread {
 	 * latest check (/proc/TID/schedstat); a delay does not count it either */
 	bool timed;
 	uint64_t run_delay, run_delay_at; /* ns, and when it was read */
-	/* Grace given while it was runnable at a deadline (stall.c grace()): in all since its
-	 * latest B, and what no CPU wait read since has made up for */
+	/* Grace given while it was runnable at a deadline (stall.c account_overdue()): in all
+	 * since its latest B, and what no CPU wait read since has made up for */
 	uint64_t grace_total, grace_unmatched;
 	bool hit_pending;	/* detach: ran an int3 whose SIGTRAP is still pending ... */
 	uint64_t hit_rewind;	/* ... and goes back to this entry once it is swallowed */

@@ -471,7 +471,8 @@ tracer_print_summary(struct tracer *t, FILE *f)
 	}
 	if (nc)
 		fprintf(f,
-			"%" PRIu64 " deadlines moved while the activator was runnable, by %.3f ms in "
+			"%" PRIu64
+			" deadlines moved while the activator was runnable, by %.3f ms in "
 			"all\n",
 			t->graces, (double)t->grace_ns / 1e6);
 }

@@ -219,7 +219,8 @@ account_run_delay(struct tracer *t, struct thread *x, uint64_t now)
 
 	if (d > x->run_delay) {
 		/* A wait the grace already covered moves nothing again. */
-		uint64_t w = d - x->run_delay, covered = w < x->grace_unmatched ? w : x->grace_unmatched;
+		uint64_t w = d - x->run_delay,
+			 covered = w < x->grace_unmatched ? w : x->grace_unmatched;
 		x->grace_unmatched -= covered;
 		if (w > covered)
 			fsm_thread_held(t->fsm, x->index, w - covered, now);
@@ -256,9 +257,8 @@ runnable(pid_t tid)
  * later, most of it in the run queue, and the thread held at A let go inside the window).
  * Its instances then end STALL_GRACE_NS later, again while it stays runnable, until it has had
  * STALL_GRACE_MAX_NS since its latest B; the CPU wait read later makes up only what the grace
- * did not cover. 'R' is also a
- * thread running on a CPU: for one that computes past its deadline without an event, the
- * delay lasts up to STALL_GRACE_MAX_NS longer, and still ends.
+ * did not cover. 'R' is also a thread running on a CPU: for one that computes past its
+ * deadline without an event, the delay lasts up to STALL_GRACE_MAX_NS longer, and still ends.
  */
 #define STALL_GRACE_NS 250000ULL
 #define STALL_GRACE_MAX_NS 2000000ULL

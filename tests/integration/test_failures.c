@@ -743,10 +743,11 @@ graces(const struct run *r)
 START_TEST(constraint_runnable_activator_gets_a_bounded_grace)
 {
 	const char *cons = write_constraint(20000);
-	const char *spin[] = {"-c", "--constraints", cons, "--release-after", "0", "--",
-			      prog("constrained"), "spin", NULL};
-	const char *asleep[] = {"-c", "--constraints", cons, "--release-after", "0", "--",
-				prog("constrained"), NULL};
+	const char *spin[] = {
+	    "-c", "--constraints", cons, "--release-after", "0", "--", prog("constrained"), "spin",
+	    NULL};
+	const char *asleep[] = {"-c", "--constraints",	   cons, "--release-after", "0",
+				"--", prog("constrained"), NULL};
 	struct run r;
 
 	for (int i = 0; i < 2; i++) {

@@ -488,7 +488,12 @@ START_TEST(selection_residual_class_rides_on_its_parent)
 				 {.cid = 8, .rank = 0.1, .runs = 50, .failures = 0}};
 	struct sel_class k[2] = {
 	    {.id = 1, .n = 2, .c = parent, .base_runs = 100, .base_failures = 30},
-	    {.id = 2, .n = 2, .c = res, .under = 5 + 1, .parent = 0, .base_runs = 100,
+	    {.id = 2,
+	     .n = 2,
+	     .c = res,
+	     .under = 5 + 1,
+	     .parent = 0,
+	     .base_runs = 100,
 	     .base_failures = 1}};
 	struct sel_input in = {.selector = MODEL_SELECT_THOMPSON_MAX,
 			       .base_runs = 100,
