@@ -5,6 +5,7 @@
  * An RPB is rpb_len events, each of a uniformly drawn thread at one of its sites. The culprit
  * is B = thread 1's first site followed by A = thread 2's first site: a failing run's RPB has
  * B, A back to back a few events before its end; a correct sample has A, B (the safe order).
+ * In the decoy world (sim.h), thread 3's and 4's first sites come just before it in failures.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -31,6 +32,13 @@ sim_params_init(struct sim_params *p, uint64_t seed)
 	    .rpb_len = 120,
 	    .p_fail = 0.3,
 	};
+}
+
+void
+sim_params_decoy(struct sim_params *p)
+{
+	p->racy = 0.5;
+	p->decoy_effect = 0.45;
 }
 
 struct sim {
@@ -64,26 +72,36 @@ event(struct sim *s, size_t i, unsigned thread, unsigned k)
 	};
 }
 
-/* Fills s->ev with noise and the culprit pair in order @bad (B, A) or not (A, B). */
+/*
+ * Fills s->ev with noise and the culprit pair in order @bad (B, A) or not (A, B); in the decoy
+ * world a correct sample has it in the racy order too at times, and the decoy pair (threads 3
+ * and 4) comes before it: B3, A4 in a failure, A4, B3 in a correct sample.
+ */
 static void
 make_rpb(struct sim *s, bool bad)
 {
 	size_t n = s->p->rpb_len, at = n - SIM_CULPRIT_TAIL;
+	bool racy = bad || (s->p->racy > 0 && model_prng_unit(&s->rng) < s->p->racy);
 
 	for (size_t i = 0; i < n; i++) {
 		unsigned t = 1 + (unsigned)(model_prng_unit(&s->rng) * s->p->threads);
 		event(s, i, t, (unsigned)(model_prng_unit(&s->rng) * s->p->sites_per_thread));
 	}
-	event(s, at, bad ? 1 : 2, 0);
-	event(s, at + 1, bad ? 2 : 1, 0);
+	event(s, at, racy ? 1 : 2, 0);
+	event(s, at + 1, racy ? 2 : 1, 0);
+	if (s->p->decoy_effect > 0) {
+		event(s, at - 2, bad ? 3 : 4, 0);
+		event(s, at - 1, bad ? 4 : 3, 0);
+	}
 }
 
+/* Whether @plan loads (site(bt, 0), site(at, 0)). */
 static bool
-plan_has_culprit(struct sim *s, const struct model_plan *plan)
+plan_has(struct sim *s, const struct model_plan *plan, unsigned bt, unsigned at)
 {
 	for (size_t i = 0; i < plan->n; i++)
-		if (strcmp(plan->constraints[i].b, site(s, 1, 0)) == 0 &&
-		    strcmp(plan->constraints[i].a, site(s, 2, 0)) == 0)
+		if (strcmp(plan->constraints[i].b, site(s, bt, 0)) == 0 &&
+		    strcmp(plan->constraints[i].a, site(s, at, 0)) == 0)
 			return true;
 	return false;
 }
@@ -98,8 +116,11 @@ sim_step(struct sim *s, const struct sim_backend *b, const struct model_program 
 
 	if (r < 0)
 		return r;
-	bool culprit = plan_has_culprit(s, plan);
-	bool failed = !culprit && model_prng_unit(&s->rng) < s->p->p_fail;
+	bool culprit = plan_has(s, plan, 1, 2);
+	double p_fail = s->p->p_fail;
+	if (s->p->decoy_effect > 0 && plan_has(s, plan, 3, 4))
+		p_fail *= 1 - s->p->decoy_effect;
+	bool failed = !culprit && model_prng_unit(&s->rng) < p_fail;
 	make_rpb(s, failed);
 	r = b->end(b->ctx, plan->run, failed, s->ev, s->p->rpb_len);
 	if (r == 0 && !failed)
@@ -136,7 +157,8 @@ sim_run(const struct sim_params *p, const struct sim_backend *b, struct sim_resu
 	s.sites = calloc(nsites, sizeof(*s.sites));
 	s.wheres = calloc(nsites, sizeof(*s.wheres));
 	s.ev = calloc(p->rpb_len, sizeof(*s.ev));
-	if (!s.sites || !s.wheres || !s.ev || p->rpb_len < SIM_CULPRIT_TAIL + 2)
+	if (!s.sites || !s.wheres || !s.ev || p->rpb_len < SIM_CULPRIT_TAIL + 2 ||
+	    (p->decoy_effect > 0 && p->threads < 4))
 		goto leave;
 	for (size_t i = 0; i < nsites; i++) {
 		snprintf(s.sites[i], SIM_SITE_LEN, "sim+0x%zx", 0x1000 + 0x40 * i);

@@ -20,9 +20,19 @@ struct sim_params {
 	unsigned sites_per_thread; /* 9: 36 sites, 972 cross-thread pairs */
 	unsigned rpb_len;	   /* events per RPB: 120 */
 	double p_fail;		   /* 0.3 */
+	/*
+	 * The "decoy" world (0 and 0 in the plain one), after cxx_workq and points_flag: a correct
+	 * sample shows the culprit in its racy order with probability @racy (its OI, and rank,
+	 * fall), and a second pair of threads 3 and 4 comes in every failure just before it, in
+	 * the safe order in correct samples (it ranks above the culprit). Loaded without the
+	 * culprit, that decoy lowers the failure probability by @decoy_effect: partly effective.
+	 */
+	double racy, decoy_effect;
 };
 
 void sim_params_init(struct sim_params *p, uint64_t seed);
+/* Switches @p to the decoy world (racy 0.5, decoy_effect 0.45). */
+void sim_params_decoy(struct sim_params *p);
 
 struct sim_result {
 	unsigned runs, failures;

@@ -3,11 +3,12 @@
  * In-process on a fresh store per (selector, seed), or through a running server (--url).
  *
  *   aviso-sim [--runs 400] [--seeds 1-8] [--selector NAME|all] [--baseline-rule NAME|all]
- *             [--url http://HOST:PORT]
+ *             [--world plain|decoy] [--url http://HOST:PORT]
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,10 +73,12 @@ main(int argc, char **argv)
 	    {"selector", required_argument, NULL, 'S'},
 	    {"url", required_argument, NULL, 'u'},
 	    {"baseline-rule", required_argument, NULL, 'b'},
+	    {"world", required_argument, NULL, 'w'},
 	    {0},
 	};
 	unsigned runs = 400, first = 1, last = 8;
 	const char *selname = "all", *rulename = NULL, *url = NULL;
+	bool decoy = false;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -96,10 +99,18 @@ main(int argc, char **argv)
 		case 'b':
 			rulename = optarg;
 			break;
+		case 'w':
+			if (strcmp(optarg, "decoy") != 0 && strcmp(optarg, "plain") != 0) {
+				fprintf(stderr, "aviso-sim: unknown world '%s' (plain, decoy)\n",
+					optarg);
+				return 2;
+			}
+			decoy = strcmp(optarg, "decoy") == 0;
+			break;
 		default:
 			fprintf(stderr, "usage: aviso-sim [--runs N] [--seeds A-B] "
 					"[--selector NAME|all] [--baseline-rule NAME|all] "
-					"[--url BASE]\n");
+					"[--world plain|decoy] [--url BASE]\n");
 			return 2;
 		}
 	}
@@ -133,6 +144,8 @@ main(int argc, char **argv)
 			int r;
 			sim_params_init(&p, seed);
 			p.runs = runs;
+			if (decoy)
+				sim_params_decoy(&p);
 			if (url) {
 				sim_backend_http(url, &b);
 				r = sim_run(&p, &b, &res);
