@@ -671,7 +671,7 @@ find_constraint(const struct model_program_stats *ps, const char *b, const char 
  *   (y,z): OI = 0.5 (no counts), CI = 1 - 0/(3 + 2) = 1, FC = 1/2, rank = 0.25
  *   (z,x): OI = 2/2 = 1, CI = 1 - 0/(0 + 3) = 1, FC = 1/2, rank = 0.5
  * (the paper's values; the model's OI has a pseudo-count each way, (f(A,B) + 1) / (f + 2),
- * and its rank softens OI to 0.25 + 0.75 OI: the values asserted below).
+ * and its rank softens OI to 0.5 + 0.5 OI: the values asserted below).
  */
 START_TEST(rank_of_a_small_model)
 {
@@ -714,17 +714,17 @@ START_TEST(rank_of_a_small_model)
 	ck_assert_double_eq_tol(c->oi, 4.0 / 6.0, 1e-12);
 	ck_assert_double_eq_tol(c->ci, 2.0 / 3.0, 1e-12);
 	ck_assert_double_eq_tol(c->fc, 1.0, 1e-12);
-	/* rank = (0.25 + 0.75 OI) CI FC (RANK_OI_FLOOR) */
-	ck_assert_double_eq_tol(c->rank, (0.25 + 0.75 * 4.0 / 6.0) * 2.0 / 3.0, 1e-12);
+	/* rank = (0.5 + 0.5 OI) CI FC (RANK_OI_FLOOR) */
+	ck_assert_double_eq_tol(c->rank, (0.5 + 0.5 * 4.0 / 6.0) * 2.0 / 3.0, 1e-12);
 	c = find_constraint(ps, "y", "z");
 	ck_assert_ptr_nonnull(c);
 	ck_assert_double_eq_tol(c->oi, 0.5, 1e-12);
 	ck_assert_double_eq_tol(c->ci, 1.0, 1e-12);
-	ck_assert_double_eq_tol(c->rank, (0.25 + 0.75 * 0.5) * 0.5, 1e-12);
+	ck_assert_double_eq_tol(c->rank, (0.5 + 0.5 * 0.5) * 0.5, 1e-12);
 	c = find_constraint(ps, "z", "x");
 	ck_assert_ptr_nonnull(c);
 	ck_assert_double_eq_tol(c->oi, 3.0 / 4.0, 1e-12); /* f(A,B) = 2, f(B,A) = 0 */
-	ck_assert_double_eq_tol(c->rank, (0.25 + 0.75 * 0.75) * 0.5, 1e-12);
+	ck_assert_double_eq_tol(c->rank, (0.5 + 0.5 * 0.75) * 0.5, 1e-12);
 	model_stats_free(st);
 	model_close(m);
 }
