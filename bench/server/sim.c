@@ -5,7 +5,8 @@
  * An RPB is rpb_len events, each of a uniformly drawn thread at one of its sites. The culprit
  * is B = thread 1's first site followed by A = thread 2's first site: a failing run's RPB has
  * B, A back to back a few events before its end; a correct sample has A, B (the safe order).
- * In the decoy world (sim.h), thread 3's and 4's first sites come just before it in failures.
+ * In the decoy world (sim.h), thread 3's and 4's first sites come just before it in failures;
+ * in the twin world, thread 2's second site comes just after A in failures.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -39,6 +40,12 @@ sim_params_decoy(struct sim_params *p)
 {
 	p->racy = 0.5;
 	p->decoy_effect = 0.45;
+}
+
+void
+sim_params_twin(struct sim_params *p)
+{
+	p->twin_harm = 0.8;
 }
 
 struct sim {
@@ -75,7 +82,9 @@ event(struct sim *s, size_t i, unsigned thread, unsigned k)
 /*
  * Fills s->ev with noise and the culprit pair in order @bad (B, A) or not (A, B); in the decoy
  * world a correct sample has it in the racy order too at times, and the decoy pair (threads 3
- * and 4) comes before it: B3, A4 in a failure, A4, B3 in a correct sample.
+ * and 4) comes before it: B3, A4 in a failure, A4, B3 in a correct sample. In the twin world
+ * a failure has B, A, A' (A' thread 2's second site) and a correct sample none of them in
+ * order, as double_free's correct runs had neither its culprit nor its twin within the window.
  */
 static void
 make_rpb(struct sim *s, bool bad)
@@ -87,21 +96,31 @@ make_rpb(struct sim *s, bool bad)
 		unsigned t = 1 + (unsigned)(model_prng_unit(&s->rng) * s->p->threads);
 		event(s, i, t, (unsigned)(model_prng_unit(&s->rng) * s->p->sites_per_thread));
 	}
-	event(s, at, racy ? 1 : 2, 0);
-	event(s, at + 1, racy ? 2 : 1, 0);
+	if (s->p->twin_harm > 0) {
+		/* B, A, A' in a failure; nothing in a correct sample (the pairs' OI is 0.5). */
+		if (racy) {
+			event(s, at - 1, 1, 0);
+			event(s, at, 2, 0);
+			event(s, at + 1, 2, 1);
+		}
+	} else {
+		event(s, at, racy ? 1 : 2, 0);
+		event(s, at + 1, racy ? 2 : 1, 0);
+	}
 	if (s->p->decoy_effect > 0) {
 		event(s, at - 2, bad ? 3 : 4, 0);
 		event(s, at - 1, bad ? 4 : 3, 0);
 	}
 }
 
-/* Whether @plan loads (site(bt, 0), site(at, 0)). */
+/* Whether @plan loads (site(bt, bk), site(at, ak)). */
 static bool
-plan_has(struct sim *s, const struct model_plan *plan, unsigned bt, unsigned at)
+plan_has(struct sim *s, const struct model_plan *plan, unsigned bt, unsigned bk, unsigned at,
+	 unsigned ak)
 {
 	for (size_t i = 0; i < plan->n; i++)
-		if (strcmp(plan->constraints[i].b, site(s, bt, 0)) == 0 &&
-		    strcmp(plan->constraints[i].a, site(s, at, 0)) == 0)
+		if (strcmp(plan->constraints[i].b, site(s, bt, bk)) == 0 &&
+		    strcmp(plan->constraints[i].a, site(s, at, ak)) == 0)
 			return true;
 	return false;
 }
@@ -116,10 +135,12 @@ sim_step(struct sim *s, const struct sim_backend *b, const struct model_program 
 
 	if (r < 0)
 		return r;
-	bool culprit = plan_has(s, plan, 1, 2);
+	bool culprit = plan_has(s, plan, 1, 0, 2, 0);
 	double p_fail = s->p->p_fail;
-	if (s->p->decoy_effect > 0 && plan_has(s, plan, 3, 4))
+	if (s->p->decoy_effect > 0 && plan_has(s, plan, 3, 0, 4, 0))
 		p_fail *= 1 - s->p->decoy_effect;
+	if (s->p->twin_harm > 0 && plan_has(s, plan, 1, 0, 2, 1))
+		p_fail *= 1 + s->p->twin_harm;
 	bool failed = !culprit && model_prng_unit(&s->rng) < p_fail;
 	make_rpb(s, failed);
 	r = b->end(b->ctx, plan->run, failed, s->ev, s->p->rpb_len);

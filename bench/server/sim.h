@@ -28,11 +28,22 @@ struct sim_params {
 	 * culprit, that decoy lowers the failure probability by @decoy_effect: partly effective.
 	 */
 	double racy, decoy_effect;
+	/*
+	 * The "twin" world (0 in the others), after double_free: in every failure thread 2's second
+	 * site A' follows the culprit's A (B, A, A'), and correct samples hold neither pair in
+	 * order, so the twin pair (B, A') ranks as high as the culprit. Loaded without the
+	 * culprit it makes things worse: the failure probability is multiplied by 1 + @twin_harm
+	 * (delaying the wrong call of the right thread widened double_free's window: its twins
+	 * failed 26% to 40% of their runs against a 14% baseline).
+	 */
+	double twin_harm;
 };
 
 void sim_params_init(struct sim_params *p, uint64_t seed);
 /* Switches @p to the decoy world (racy 0.5, decoy_effect 0.45). */
 void sim_params_decoy(struct sim_params *p);
+/* Switches @p to the twin world (twin_harm 0.8: a twin alone fails 54% of its runs). */
+void sim_params_twin(struct sim_params *p);
 
 struct sim_result {
 	unsigned runs, failures;

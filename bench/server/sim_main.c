@@ -3,7 +3,7 @@
  * In-process on a fresh store per (selector, seed), or through a running server (--url).
  *
  *   aviso-sim [--runs 400] [--seeds 1-8] [--selector NAME|all] [--baseline-rule NAME|all]
- *             [--world plain|decoy] [--url http://HOST:PORT]
+ *             [--world plain|decoy|twin] [--url http://HOST:PORT]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -78,7 +78,7 @@ main(int argc, char **argv)
 	};
 	unsigned runs = 400, first = 1, last = 8;
 	const char *selname = "all", *rulename = NULL, *url = NULL;
-	bool decoy = false;
+	const char *world = "plain";
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -100,17 +100,19 @@ main(int argc, char **argv)
 			rulename = optarg;
 			break;
 		case 'w':
-			if (strcmp(optarg, "decoy") != 0 && strcmp(optarg, "plain") != 0) {
-				fprintf(stderr, "aviso-sim: unknown world '%s' (plain, decoy)\n",
+			if (strcmp(optarg, "decoy") != 0 && strcmp(optarg, "plain") != 0 &&
+			    strcmp(optarg, "twin") != 0) {
+				fprintf(stderr,
+					"aviso-sim: unknown world '%s' (plain, decoy, twin)\n",
 					optarg);
 				return 2;
 			}
-			decoy = strcmp(optarg, "decoy") == 0;
+			world = optarg;
 			break;
 		default:
 			fprintf(stderr, "usage: aviso-sim [--runs N] [--seeds A-B] "
 					"[--selector NAME|all] [--baseline-rule NAME|all] "
-					"[--world plain|decoy] [--url BASE]\n");
+					"[--world plain|decoy|twin] [--url BASE]\n");
 			return 2;
 		}
 	}
@@ -144,8 +146,10 @@ main(int argc, char **argv)
 			int r;
 			sim_params_init(&p, seed);
 			p.runs = runs;
-			if (decoy)
+			if (strcmp(world, "decoy") == 0)
 				sim_params_decoy(&p);
+			else if (strcmp(world, "twin") == 0)
+				sim_params_twin(&p);
 			if (url) {
 				sim_backend_http(url, &b);
 				r = sim_run(&p, &b, &res);

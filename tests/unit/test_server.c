@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -533,13 +534,25 @@ START_TEST(concurrent_clients)
 }
 END_TEST
 
+/* The rank of constraint (@b, @a) in a /api/stats answer; -1 when it is not there. */
+static double
+stats_rank(const char *stats, const char *b, const char *a)
+{
+	char pair[96];
+	snprintf(pair, sizeof(pair), "\"b\":\"%s\",\"a\":\"%s\"", b, a);
+	const char *c = strstr(stats, pair), *r = c ? strstr(c, "\"rank\":") : NULL;
+	return r && r < strstr(c, "}") ? strtod(r + 7, NULL) : -1;
+}
+
 /*
  * The simulation of issue 4 through a real server, one fresh server per seed (--seed = the
  * simulation's seed, so the figures equal aviso-sim's in-process ones): the culprit becomes a
  * contender, and the failure rate of the runs served after that falls at least tenfold.
+ * In the twin world (@twin), the twin pair, harmful alone, is a candidate of the culprit's
+ * rank (what the world is for), and the culprit still wins.
  */
 static void
-simulate(unsigned first, unsigned last, unsigned runs)
+simulate(unsigned first, unsigned last, unsigned runs, bool twin)
 {
 	printf("seed runs failures culprit-served contender-after-run failures-to-contender "
 	       "late-runs late-rate\n");
@@ -557,6 +570,8 @@ simulate(unsigned first, unsigned last, unsigned runs)
 		srv_start(&s, db_path(dbname), extra);
 		sim_params_init(&p, seed);
 		p.runs = runs;
+		if (twin)
+			sim_params_twin(&p);
 		sim_backend_http(s.base, &b);
 		ck_assert_int_eq(sim_run(&p, &b, &r), 0);
 		double late = r.late_runs ? (double)r.late_failures / r.late_runs : 1.0;
@@ -574,6 +589,13 @@ simulate(unsigned first, unsigned last, unsigned runs)
 		ck_assert_ptr_nonnull(c);
 		ck_assert_ptr_nonnull(strstr(c, "\"contender\":true"));
 		ck_assert(strstr(c, "\"contender\":true") < strstr(c, "}"));
+		if (twin) {
+			/* Thread 2's second site: 0x1000 + 0x40 x (9 + 1). */
+			double rc = stats_rank(out, "sim+0x1000", "sim+0x1240");
+			double rt = stats_rank(out, "sim+0x1000", "sim+0x1280");
+			ck_assert_msg(rc > 0 && fabs(rt - rc) < 0.05,
+				      "seed %u: twin rank %.3f, culprit %.3f", seed, rt, rc);
+		}
 		free(out);
 		srv_stop_clean(&s);
 	}
@@ -581,13 +603,19 @@ simulate(unsigned first, unsigned last, unsigned runs)
 
 START_TEST(simulation_quick)
 {
-	simulate(1, 2, 300);
+	simulate(1, 2, 300, false);
+}
+END_TEST
+
+START_TEST(simulation_twin_world)
+{
+	simulate(1, 1, 300, true);
 }
 END_TEST
 
 START_TEST(simulation_full)
 {
-	simulate(1, 8, 400);
+	simulate(1, 8, 400, false);
 }
 END_TEST
 
@@ -614,6 +642,7 @@ main(void)
 	tcase_add_test(tc, stats_page_escapes_and_charts);
 	tcase_add_test(tc, concurrent_clients);
 	tcase_add_test(tc, simulation_quick);
+	tcase_add_test(tc, simulation_twin_world);
 	suite_add_tcase(s, tc);
 	return ck_run_main(s);
 }
