@@ -78,7 +78,7 @@ main(int argc, char **argv)
 	};
 	unsigned runs = 400, first = 1, last = 8;
 	const char *selname = "all", *rulename = NULL, *url = NULL;
-	const char *world = "plain";
+	void (*world)(struct sim_params *) = NULL; /* the plain world */
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -100,14 +100,18 @@ main(int argc, char **argv)
 			rulename = optarg;
 			break;
 		case 'w':
-			if (strcmp(optarg, "decoy") != 0 && strcmp(optarg, "plain") != 0 &&
-			    strcmp(optarg, "twin") != 0) {
+			if (strcmp(optarg, "decoy") == 0)
+				world = sim_params_decoy;
+			else if (strcmp(optarg, "twin") == 0)
+				world = sim_params_twin;
+			else if (strcmp(optarg, "plain") == 0)
+				world = NULL;
+			else {
 				fprintf(stderr,
 					"aviso-sim: unknown world '%s' (plain, decoy, twin)\n",
 					optarg);
 				return 2;
 			}
-			world = optarg;
 			break;
 		default:
 			fprintf(stderr, "usage: aviso-sim [--runs N] [--seeds A-B] "
@@ -146,10 +150,8 @@ main(int argc, char **argv)
 			int r;
 			sim_params_init(&p, seed);
 			p.runs = runs;
-			if (strcmp(world, "decoy") == 0)
-				sim_params_decoy(&p);
-			else if (strcmp(world, "twin") == 0)
-				sim_params_twin(&p);
+			if (world)
+				world(&p);
 			if (url) {
 				sim_backend_http(url, &b);
 				r = sim_run(&p, &b, &res);
