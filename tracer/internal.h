@@ -49,11 +49,6 @@ struct thread {
 	 * (stall.c). Cleared at its next event.
 	 */
 	const struct site *in_a;
-	uint64_t in_a_object; /* the lock of in_a's acquisition, kept while it is held */
-	/* Held by an interrupt inside its acquisition at in_a (stall.c hold_threads_in_a()):
-	 * a read-write lock may be its already, handed over by the activator's unlock. Cleared
-	 * when it is released. */
-	bool held_inside;
 	/* While stalled at an acquisition: its site, its in_a once it is released (it may then
 	 * block inside the acquisition: its A is still to happen) */
 	const struct site *stalled_in;

@@ -127,17 +127,6 @@ note_wait(struct tracer *t, struct thread *th, enum model_event_kind kind, uint6
 				sizeof(tid)) == 0 &&
 		    tid != th->tid)
 			on = thread_of_tid(t, p, tid);
-	} else if (kind == MODEL_EV_RWLOCK_RDLOCK || kind == MODEL_EV_RWLOCK_WRLOCK) {
-		/*
-		 * A thread held inside its acquisition of this read-write lock may own it: glibc's
-		 * unlock hands the lock over to the threads waiting for it (readers counted in the
-		 * lock, a writer marked for handover), interrupted or not. The activator's lock
-		 * would then wait for the whole delay (rwlock_dup: the reloader's insert waited
-		 * 1 ms for the reader held since the unlock after its remove).
-		 */
-		for (struct thread *x = t->threads; x && !on; x = x->next)
-			if (x->proc == p && x->held_inside && x->in_a_object == object)
-				on = x;
 	}
 	if (on && on->index && on != th)
 		fsm_thread_blocked_on(t->fsm, th->index, on->index, now_ns());
@@ -187,7 +176,7 @@ hold_threads_in_a(struct tracer *t, struct thread *activator)
 		if (x->state == TS_HELD || x->a_pending)
 			continue; /* stopped, or stopping at its event: simply not resumed */
 		if (ptrace(PTRACE_INTERRUPT, x->tid, 0, 0) == 0)
-			x->stall_at_stop = x->held_inside = true;
+			x->stall_at_stop = true;
 		else /* gone: its exit will tell fsm */
 			x->stalled = false, t->nstalled--;
 	}
@@ -355,10 +344,8 @@ stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 		return true;
 	}
 	note_wait(t, th, kind, object);
-	if (fs && fsm_site_delayable(fs) && stall_acquires(kind)) {
+	if (fs && fsm_site_delayable(fs) && stall_acquires(kind))
 		th->in_a = site;
-		th->in_a_object = object;
-	}
 	if (fs && fsm_site_activates(fs)) {
 		/* The CPU wait so far, read at most once a millisecond (a read of schedstat costs
 		 * a few microseconds, and a B in a tight loop activates every time): the wait of
@@ -396,7 +383,6 @@ stall_decide_earlier(struct tracer *t, struct thread *th)
 		    fsm_site_delayable(fs)) {
 			x->a_pending = true;
 			x->in_a = x->ring_site;
-			x->in_a_object = x->ring_object;
 		}
 	}
 }
@@ -432,7 +418,6 @@ stall_thread_gone(struct tracer *t, struct thread *th)
 	th->stalled_in = NULL;
 	th->a_pending = false;
 	th->stall_at_stop = false;
-	th->held_inside = false;
 	if (th->stalled) {
 		th->stalled = false;
 		t->nstalled--;
@@ -470,7 +455,6 @@ stall_release_due(struct tracer *t)
 				 * activator, which may run B again meanwhile: held again then. */
 				th->in_a = th->stalled_in;
 				th->stalled_in = NULL;
-				th->held_inside = false;
 				if (!th->stall_at_stop) /* else resumed at its interrupt stop */
 					thread_resume(t, th, 0);
 			}

@@ -11,11 +11,6 @@
  * With "held": first locks m3 and leaves the barrier holding it; second leaves it and calls
  * lock(m3) (the line marked A2), blocked until first unlocks m3 (B2) 20 ms later. The times
  * printed are then B2's and A2's (A2's noted when its lock returns).
- *
- * With "rwheld": the same with a read-write lock: first write-locks rw and leaves the barrier
- * holding it; second calls rdlock(rw) (A3), blocked until first unlocks rw (B3) 20 ms later;
- * right after B3, first write-locks rw again (W3), which waits for second's read lock when
- * second got it. The times printed are B3's and W3's (W3's noted when its lock returns).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -25,8 +20,7 @@
 
 static pthread_mutex_t m1 = PTHREAD_MUTEX_INITIALIZER, m2 = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t m3 = PTHREAD_MUTEX_INITIALIZER;
-static pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
-static int held, rwheld;
+static int held;
 static volatile int b_done; /* B has run: A waits for it, so that A follows B even under load */
 static pthread_barrier_t go;
 static long long t_b, t_a;
@@ -44,11 +38,6 @@ static void *
 second(void *arg)
 {
 	pthread_barrier_wait(&go);
-	if (rwheld) {
-		pthread_rwlock_rdlock(&rw); /* A3 */
-		pthread_rwlock_unlock(&rw);
-		return arg;
-	}
 	if (held) {
 		pthread_mutex_lock(&m3); /* A2 */
 		t_a = now();
@@ -73,23 +62,8 @@ main(int argc, char **argv)
 	pthread_t t;
 
 	held = argc > 1 && strcmp(argv[1], "held") == 0;
-	rwheld = argc > 1 && strcmp(argv[1], "rwheld") == 0;
 	pthread_barrier_init(&go, NULL, 2);
 	pthread_create(&t, NULL, second, NULL);
-	if (rwheld) {
-		long long t_w;
-		pthread_rwlock_wrlock(&rw);
-		pthread_barrier_wait(&go);
-		usleep(20000);
-		t_b = now();
-		pthread_rwlock_unlock(&rw); /* B3 */
-		pthread_rwlock_wrlock(&rw); /* W3 */
-		t_w = now();
-		pthread_rwlock_unlock(&rw);
-		pthread_join(t, NULL);
-		printf("%lld %lld\n", t_b, t_w);
-		return 0;
-	}
 	if (held) {
 		pthread_mutex_lock(&m3);
 		pthread_barrier_wait(&go);
