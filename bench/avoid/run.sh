@@ -106,6 +106,7 @@ echo "# commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$
 	git -C "$root" diff --quiet HEAD -- tracer fsm model breakpoints samples 2>/dev/null ||
 	echo ' (with uncommitted changes)'); build $build"
 echo "# seed $seed; $runs runs per series; samples: ${samples[*]}; outdir $outdir"
+echo "# a sample's two series $([ $parallel = 1 ] && echo 'side by side (-j)' || echo 'one after the other')"
 
 # series SAMPLE KIND: one series (KIND avoid or base) in the background-able form; prints its
 # command first.
