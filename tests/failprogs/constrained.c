@@ -1,8 +1,8 @@
 /*
  * For the delay tests: two threads leave a barrier together; "first" locks and unlocks m1 (the
  * line marked B), "second" waits until B's lock has returned, sleeps 2 ms and locks m2 (the line
- * marked A). Each notes the time right after its lock; the program prints "B-ns A-ns"
- * (CLOCK_MONOTONIC). Untraced, A comes about 2 ms after B. With the argument "join", first joins
+ * marked A). first notes the time as its lock call begins, second right after its lock
+ * returns; the program prints "B-ns A-ns" (CLOCK_MONOTONIC). Untraced, A comes about 2 ms after B. With the argument "join", first joins
  * second right after B: an activator that waits for the thread its constraint would delay. With
  * "busy", first locks and unlocks m1 once more right after B (two more events) before it sleeps.
  * With "spin", first computes for 200 ms after B instead of sleeping: runnable all along, and no
@@ -76,8 +76,8 @@ main(int argc, char **argv)
 		return 0;
 	}
 	pthread_barrier_wait(&go);
+	t_b = now(); /* as B's call begins: the tracer activates B at its entry, right after */
 	pthread_mutex_lock(&m1); /* B */
-	t_b = now();
 	b_done = 1;
 	pthread_mutex_unlock(&m1);
 	if (busy) {
