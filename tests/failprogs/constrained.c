@@ -2,11 +2,11 @@
  * For the delay tests: two threads leave a barrier together; "first" locks and unlocks m1 (the
  * line marked B), "second" waits until B's lock has returned, sleeps 2 ms and locks m2 (the line
  * marked A). first notes the time as its lock call begins, second right after its lock
- * returns; the program prints "B-ns A-ns" (CLOCK_MONOTONIC). Untraced, A comes about 2 ms after B. With the argument "join", first joins
- * second right after B: an activator that waits for the thread its constraint would delay. With
- * "busy", first locks and unlocks m1 once more right after B (two more events) before it sleeps.
- * With "spin", first computes for 200 ms after B instead of sleeping: runnable all along, and no
- * event.
+ * returns; the program prints "B-ns A-ns" (CLOCK_MONOTONIC). Untraced, A comes about 2 ms after
+ * B. With the argument "join", first joins second right after B: an activator that waits for
+ * the thread its constraint would delay. With "busy", first locks and unlocks m1 once more right
+ * after B (two more events) before it sleeps. With "spin", first computes for 200 ms after B
+ * instead of sleeping: runnable all along, and no event.
  *
  * With "held": first locks m3 and leaves the barrier holding it; second leaves it and calls
  * lock(m3) (the line marked A2), blocked until first unlocks m3 (B2) 20 ms later. The times
