@@ -104,6 +104,12 @@ uint64_t model_key_get_u64(const void *p);
 
 /* ---- RPB preparation and pairs (pairs.c) ---- */
 
+/* An ordered pair of (local or store) site indices, and how often it was seen. */
+struct pair {
+	uint32_t b, a;
+	uint64_t count;
+};
+
 /* An RPB in sequence order with its sites numbered locally (0..n_sites-1, sorted by string). */
 struct rpb {
 	size_t n;
@@ -113,22 +119,20 @@ struct rpb {
 	size_t n_sites;
 	const char **sites;  /* unique site strings, sorted; borrowed from the events */
 	const char **wheres; /* a where string for each site, or NULL; borrowed */
+	struct pair *waited; /* (the hold it waited for, a moved rwlock acquisition), local sites */
+	size_t n_waited;
 };
 
-/* Moves each mutex lock in @order (n event indices, sequence order) to where it acquired:
- * after the other threads' unlocks of that mutex before its thread's next event (pairs.c has
- * the rule). 0 or -ENOMEM. */
-int model_rpb_acquisition_order(const struct model_event *ev, size_t *order, size_t n);
+/* Moves each mutex or rwlock acquisition in @order (n event indices, sequence order) to where
+ * it acquired: after the other threads' unlocks that exclude it before its thread's next event
+ * (pairs.c has the rule). With @waited, the (hold, acquisition) event index pairs of the moved
+ * rwlock acquisitions, malloc'd. 0 or -ENOMEM. */
+int model_rpb_acquisition_order(const struct model_event *ev, size_t *order, size_t n,
+				struct pair **waited, size_t *n_waited);
 /* Sorts @ev by seq (stable), contended locks where they acquired, and numbers its sites. Free
  * with model_rpb_fini(). */
 int model_rpb_init(struct rpb *r, const struct model_event *ev, size_t n);
 void model_rpb_fini(struct rpb *r);
-
-/* An ordered pair of (local or store) site indices, and how often it was seen. */
-struct pair {
-	uint32_t b, a;
-	uint64_t count;
-};
 
 /*
  * The pairs (site(e_i), site(e_j)) of AVISO.md section 3: j - i in 1..window-1, different
@@ -140,6 +144,11 @@ struct pair {
  */
 long model_pairs_extract(const uint32_t *site, const uint32_t *thread, size_t n, unsigned window,
 			 bool intervening_rule, const bool *delayable, struct pair **ret_pairs);
+
+/* The candidates of @r: model_pairs_extract()'s, and r->waited's (an rwlock acquisition after
+ * the acquisition whose hold it waited for, pairs.c), merged the same way. */
+long model_rpb_pairs(const struct rpb *r, unsigned window, bool intervening_rule,
+		     struct pair **ret_pairs);
 
 /* Jaccard similarity of two sorted sets of site ids: |A n B| / |A u B|, 1 when both empty. */
 double model_sites_similarity(const uint32_t *x, size_t nx, const uint32_t *y, size_t ny);

@@ -430,8 +430,7 @@ correct_write(struct store_txn *t, void *arg)
 	}
 	if ((r = model_rec_intern_sites(t, c->prog, &c->rpb, &meta, ids)) < 0)
 		goto leave;
-	np = model_pairs_extract(c->rpb.site, c->rpb.thread, c->rpb.n, c->m->opt.window,
-				 c->m->opt.intervening_rule, c->rpb.delayable, &pairs);
+	np = model_rpb_pairs(&c->rpb, c->m->opt.window, c->m->opt.intervening_rule, &pairs);
 	if (np < 0) {
 		r = (int)np;
 		goto leave;

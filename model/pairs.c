@@ -32,10 +32,19 @@ cmp_by_site(const void *x, const void *y, void *arg)
 	return i < j ? -1 : i > j;
 }
 
+/* The acquisitions the layout moves to where they acquired (trylocks may not acquire at all). */
 static bool
-is_lock(enum model_event_kind k)
+is_acquisition(enum model_event_kind k)
 {
-	return k == MODEL_EV_MUTEX_LOCK || k == MODEL_EV_MUTEX_TIMEDLOCK;
+	return k == MODEL_EV_MUTEX_LOCK || k == MODEL_EV_MUTEX_TIMEDLOCK ||
+	       k == MODEL_EV_RWLOCK_RDLOCK || k == MODEL_EV_RWLOCK_WRLOCK;
+}
+
+static bool
+is_rwlock_hold(enum model_event_kind k)
+{
+	return k == MODEL_EV_RWLOCK_RDLOCK || k == MODEL_EV_RWLOCK_WRLOCK ||
+	       k == MODEL_EV_RWLOCK_TRYRDLOCK || k == MODEL_EV_RWLOCK_TRYWRLOCK;
 }
 
 struct placed {
@@ -54,6 +63,50 @@ cmp_placed(const void *x, const void *y)
 }
 
 /*
+ * The position in @order (before @k) of the acquisition that the unlock at @k released: the
+ * latest read or write lock of the same rwlock by the same thread. SIZE_MAX when it is not in
+ * the RPB.
+ */
+static size_t
+rwlock_hold_of(const struct model_event *ev, const size_t *order, size_t k)
+{
+	const struct model_event *u = &ev[order[k]];
+
+	while (k-- > 0) {
+		const struct model_event *g = &ev[order[k]];
+		if (g->thread == u->thread && g->object == u->object && is_rwlock_hold(g->kind))
+			return k;
+	}
+	return SIZE_MAX;
+}
+
+/*
+ * Whether the unlock at position @k of @order ends a hold that the acquisition @e (of another
+ * thread, entered before it) had to wait for. A mutex's every hold excludes it; so does a
+ * rwlock's for a writer, and a write hold for a reader (readers share).
+ */
+static bool
+excludes(const struct model_event *ev, const size_t *order, size_t k,
+	 const struct model_event *e, size_t *ret_hold)
+{
+	const struct model_event *f = &ev[order[k]];
+
+	*ret_hold = SIZE_MAX;
+	if (f->object != e->object)
+		return false;
+	if (e->kind == MODEL_EV_MUTEX_LOCK || e->kind == MODEL_EV_MUTEX_TIMEDLOCK)
+		return f->kind == MODEL_EV_MUTEX_UNLOCK;
+	if (f->kind != MODEL_EV_RWLOCK_UNLOCK)
+		return false;
+	*ret_hold = rwlock_hold_of(ev, order, k);
+	if (e->kind == MODEL_EV_RWLOCK_WRLOCK)
+		return true;
+	return *ret_hold != SIZE_MAX &&
+	       (ev[order[*ret_hold]].kind == MODEL_EV_RWLOCK_WRLOCK ||
+		ev[order[*ret_hold]].kind == MODEL_EV_RWLOCK_TRYWRLOCK);
+}
+
+/*
  * Events are call entries: a thread that calls pthread_mutex_lock enters it first and acquires
  * the mutex later, after whatever critical sections of other threads came in between. The
  * order that matters for an atomicity violation is the acquisition's (AVISO.md's pairs are about
@@ -61,38 +114,66 @@ cmp_placed(const void *x, const void *y)
  * thread X cannot have acquired before another thread's unlock of m that comes after X's lock
  * and before X's next event: X would have held m until after that next event. So X's lock is
  * moved to just after the last such unlock (several moved after one unlock keep their order).
- * A thread's own order never changes: the unlock is before its next event. Trylocks are left
+ * A thread's own order never changes: the unlock is before its next event. Read-write locks
+ * the same way, for the holds that exclude the acquisition (excludes()). Trylocks are left
  * where they are (they may not acquire at all). Rewrites @order (n event indices in sequence
- * order). Returns 0 or -ENOMEM.
+ * order).
+ *
+ * With @waited, each moved rwlock acquisition also gives (the acquisition of the hold it waited
+ * for, itself), as event indices: *waited is malloc'd, *n_waited its length. glibc's rwlock
+ * unlock hands the lock over to the threads waiting inside pthread_rwlock_rdlock/wrlock, so a
+ * constraint (that unlock, the acquisition) cannot hold a waiter that entered before it: the
+ * tracer stops it, but it owns the lock already. Only a delay that began before it entered can
+ * order it: one activated by the other thread's acquisition. (A mutex unlock wakes a waiter
+ * that must still take the mutex, which the tracer can keep it from doing.) rwlock_dup: with
+ * its culprit, a request that entered its read lock 40 us before the reloader's write lock
+ * read the registry without the entry; (the reloader's write lock, the read lock) loaded on
+ * top made it 13 failures in 1800 runs against 97.
+ *
+ * Returns 0 or -ENOMEM.
  */
 int
-model_rpb_acquisition_order(const struct model_event *ev, size_t *order, size_t n)
+model_rpb_acquisition_order(const struct model_event *ev, size_t *order, size_t n,
+			    struct pair **waited, size_t *n_waited)
 {
 	struct placed *v = malloc((n ? n : 1) * sizeof(*v));
+	struct pair *w = waited ? malloc((n ? n : 1) * sizeof(*w)) : NULL;
+	size_t nw = 0;
 
-	if (!v)
+	if (!v || (waited && !w)) {
+		free(v);
+		free(w);
 		return -ENOMEM;
+	}
 	for (size_t i = 0; i < n; i++) {
 		const struct model_event *e = &ev[order[i]];
-		size_t after = SIZE_MAX;
+		size_t after = SIZE_MAX, hold = SIZE_MAX;
 
 		v[i] = (struct placed){.key = 2 * i, .pos = i};
-		if (!is_lock(e->kind) || !e->object)
+		if (!is_acquisition(e->kind) || !e->object)
 			continue;
 		for (size_t k = i + 1; k < n; k++) {
 			const struct model_event *f = &ev[order[k]];
+			size_t h;
 			if (f->thread == e->thread)
-				break; /* its next event: it had the mutex by then */
-			if (f->kind == MODEL_EV_MUTEX_UNLOCK && f->object == e->object)
+				break; /* its next event: it had the lock by then */
+			if (excludes(ev, order, k, e, &h)) {
 				after = k;
+				hold = h;
+			}
 		}
-		if (after != SIZE_MAX)
-			v[i].key = 2 * after + 1;
+		if (after == SIZE_MAX)
+			continue;
+		v[i].key = 2 * after + 1;
+		if (w && hold != SIZE_MAX)
+			w[nw++] = (struct pair){.b = (uint32_t)order[hold], .a = (uint32_t)order[i],
+						.count = 1};
 	}
 	qsort(v, n, sizeof(*v), cmp_placed);
 	size_t *out = malloc((n ? n : 1) * sizeof(*out));
 	if (!out) {
 		free(v);
+		free(w);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -100,6 +181,10 @@ model_rpb_acquisition_order(const struct model_event *ev, size_t *order, size_t 
 	memcpy(order, out, n * sizeof(*order));
 	free(out);
 	free(v);
+	if (waited) {
+		*waited = w;
+		*n_waited = nw;
+	}
 	return 0;
 }
 
@@ -113,6 +198,7 @@ model_rpb_fini(struct rpb *r)
 	free(r->delayable);
 	free(r->sites);
 	free(r->wheres);
+	free(r->waited);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -153,9 +239,13 @@ model_rpb_init(struct rpb *r, const struct model_event *ev, size_t n)
 	for (size_t i = 0; i < n; i++)
 		order[i] = i;
 	qsort_r(order, n, sizeof(*order), cmp_by_seq, (void *)ev);
-	if (model_rpb_acquisition_order(ev, order, n) < 0) {
+	if (model_rpb_acquisition_order(ev, order, n, &r->waited, &r->n_waited) < 0) {
 		free(local);
 		goto leave;
+	}
+	for (size_t k = 0; k < r->n_waited; k++) {
+		r->waited[k].b = local[r->waited[k].b];
+		r->waited[k].a = local[r->waited[k].a];
 	}
 	for (size_t k = 0; k < n; k++) {
 		r->site[k] = local[order[k]];
@@ -183,6 +273,22 @@ cmp_pair(const void *x, const void *y)
 	return 0;
 }
 
+/* Sorts @p (m pairs) by (b, a) and merges equal ones, adding their counts. The new length. */
+static size_t
+sort_and_merge(struct pair *p, size_t m)
+{
+	size_t u = 0;
+
+	qsort(p, m, sizeof(*p), cmp_pair);
+	for (size_t k = 0; k < m; k++) {
+		if (u > 0 && p[u - 1].b == p[k].b && p[u - 1].a == p[k].a)
+			p[u - 1].count += p[k].count;
+		else
+			p[u++] = p[k];
+	}
+	return u;
+}
+
 long
 model_pairs_extract(const uint32_t *site, const uint32_t *thread, size_t n, unsigned window,
 		    bool intervening_rule, const bool *delayable, struct pair **ret_pairs)
@@ -205,18 +311,30 @@ model_pairs_extract(const uint32_t *site, const uint32_t *thread, size_t n, unsi
 			p[m++] = (struct pair){.b = site[i], .a = site[j], .count = 1};
 		}
 	}
-	qsort(p, m, sizeof(*p), cmp_pair);
-
-	/* Merge equal pairs, counting them. */
-	size_t u = 0;
-	for (size_t k = 0; k < m; k++) {
-		if (u > 0 && p[u - 1].b == p[k].b && p[u - 1].a == p[k].a)
-			p[u - 1].count++;
-		else
-			p[u++] = p[k];
-	}
 	*ret_pairs = p;
-	return (long)u;
+	return (long)sort_and_merge(p, m);
+}
+
+long
+model_rpb_pairs(const struct rpb *r, unsigned window, bool intervening_rule,
+		struct pair **ret_pairs)
+{
+	struct pair *p;
+	long m = model_pairs_extract(r->site, r->thread, r->n, window, intervening_rule,
+				     r->delayable, &p);
+
+	if (m < 0 || r->n_waited == 0) {
+		*ret_pairs = m < 0 ? NULL : p;
+		return m;
+	}
+	struct pair *q = realloc(p, ((size_t)m + r->n_waited) * sizeof(*q));
+	if (!q) {
+		free(p);
+		return -ENOMEM;
+	}
+	memcpy(q + m, r->waited, r->n_waited * sizeof(*q));
+	*ret_pairs = q;
+	return (long)sort_and_merge(q, (size_t)m + r->n_waited);
 }
 
 double

@@ -705,8 +705,7 @@ model_rec_learn_failure(struct store_txn *t, const struct model_options *opt, ui
 			  &class_id, &parent)) < 0 ||
 	    (r = count_class_failure(t, prog, meta, class_id, &parent, cids, n)) < 0)
 		goto leave;
-	np = model_pairs_extract(rpb->site, rpb->thread, rpb->n, opt->window, opt->intervening_rule,
-				 rpb->delayable, &pairs);
+	np = model_rpb_pairs(rpb, opt->window, opt->intervening_rule, &pairs);
 	if (np < 0) {
 		r = (int)np;
 		goto leave;

@@ -80,7 +80,7 @@ ev(uint64_t seq, uint32_t t, const char *site)
 	return (struct model_event){.seq = seq, .thread = t, .site = site};
 }
 
-/* Extracts the pairs of @e (given out of order on purpose) as "ba" strings. */
+/* The candidate pairs of @e (given out of order on purpose) as "ba" strings. */
 static void
 pairs_as_text(const struct model_event *e, size_t n, unsigned window, bool rule, char *out)
 {
@@ -88,7 +88,7 @@ pairs_as_text(const struct model_event *e, size_t n, unsigned window, bool rule,
 	struct pair *p;
 
 	ck_assert_int_eq(model_rpb_init(&r, e, n), 0);
-	long np = model_pairs_extract(r.site, r.thread, r.n, window, rule, r.delayable, &p);
+	long np = model_rpb_pairs(&r, window, rule, &p);
 	ck_assert_int_ge(np, 0);
 	out[0] = '\0';
 	for (long i = 0; i < np; i++) {
@@ -200,6 +200,69 @@ START_TEST(contended_locks_where_they_acquired)
 				   evk(3, 1, "b", U, 0x30)};
 	pairs_as_text(e7, 3, 10, true, text);
 	ck_assert_str_eq(text, "sb");
+}
+END_TEST
+
+/*
+ * Read-write locks: an acquisition moves after the unlocks of the holds that exclude it (a
+ * writer's, for a reader; any, for a writer), and is then a candidate A after the acquisition
+ * whose hold it waited for: glibc hands the lock over to a thread waiting inside, so only a
+ * delay that began at that acquisition can order it (pairs.c, rwlock_dup).
+ */
+START_TEST(rwlock_acquisitions_where_they_acquired)
+{
+	const enum model_event_kind R = MODEL_EV_RWLOCK_RDLOCK, W = MODEL_EV_RWLOCK_WRLOCK,
+				    U = MODEL_EV_RWLOCK_UNLOCK;
+	char text[64];
+
+	/* T2 enters its read lock (r) before T3's write lock (w); T3 unlocks (u), then enters
+	 * another write lock (x), which waits for T2's read hold to end (v). */
+	struct model_event e1[] = {evk(1, 2, "r", R, 0x40), evk(2, 3, "w", W, 0x40),
+				   evk(3, 3, "u", U, 0x40), evk(4, 3, "x", W, 0x40),
+				   evk(5, 2, "v", U, 0x40)};
+	laid_out(e1, 5, text);
+	ck_assert_str_eq(text, "wurvx");
+	/* (u, r) as for a mutex, and (w, r), (r, x): after the holds they waited for. */
+	pairs_as_text(e1, 5, 10, true, text);
+	ck_assert_str_eq(text, "rx ur uv vx wr");
+
+	/* Readers share: a reader's unlock after another reader entered moves nothing. */
+	struct model_event e2[] = {evk(1, 3, "b", R, 0x40), evk(2, 2, "a", R, 0x40),
+				   evk(3, 3, "c", U, 0x40), evk(4, 2, "d", U, 0x40)};
+	laid_out(e2, 4, text);
+	ck_assert_str_eq(text, "bacd");
+	pairs_as_text(e2, 4, 10, true, text);
+	ck_assert_str_eq(text, "ac ba cd");
+
+	/* The same with T3 a writer: T2's read lock acquired after T3's unlock. */
+	e2[0].kind = W;
+	laid_out(e2, 4, text);
+	ck_assert_str_eq(text, "bcad");
+	pairs_as_text(e2, 4, 10, true, text);
+	ck_assert_str_eq(text, "ba ca cd");
+
+	/* A hold whose acquisition the RPB lost: a writer still waited for it, a reader cannot
+	 * tell (it may have been a read hold); no waited pair either way. */
+	struct model_event e3[] = {evk(1, 2, "a", W, 0x40), evk(2, 3, "c", U, 0x40),
+				   evk(3, 2, "d", U, 0x40)};
+	laid_out(e3, 3, text);
+	ck_assert_str_eq(text, "cad");
+	e3[0].kind = R;
+	laid_out(e3, 3, text);
+	ck_assert_str_eq(text, "acd");
+
+	/* A try-read-lock stays where it is; a mutex gives no waited pair (the tracer can hold
+	 * a thread woken inside pthread_mutex_lock before it takes the mutex). */
+	struct model_event e4[] = {evk(1, 2, "a", MODEL_EV_RWLOCK_TRYRDLOCK, 0x40),
+				   evk(2, 3, "b", W, 0x40), evk(3, 3, "c", U, 0x40)};
+	laid_out(e4, 3, text);
+	ck_assert_str_eq(text, "abc");
+	struct model_event e5[] = {evk(1, 2, "a", MODEL_EV_MUTEX_LOCK, 0x10),
+				   evk(2, 3, "b", MODEL_EV_MUTEX_LOCK, 0x10),
+				   evk(3, 2, "c", MODEL_EV_MUTEX_UNLOCK, 0x10),
+				   evk(4, 3, "d", MODEL_EV_MUTEX_UNLOCK, 0x10)};
+	pairs_as_text(e5, 4, 10, true, text);
+	ck_assert_str_eq(text, "cb cd");
 }
 END_TEST
 
@@ -725,6 +788,39 @@ START_TEST(rank_of_a_small_model)
 	ck_assert_ptr_nonnull(c);
 	ck_assert_double_eq_tol(c->oi, 3.0 / 4.0, 1e-12); /* f(A,B) = 2, f(B,A) = 0 */
 	ck_assert_double_eq_tol(c->rank, (0.5 + 0.5 * 0.75) * 0.5, 1e-12);
+	model_stats_free(st);
+	model_close(m);
+}
+END_TEST
+
+/*
+ * Through the store: a failure whose reader entered its read lock (r) before the writer's
+ * write lock (w) and acquired after its unlock (u) makes (w, r) a candidate, and a correct run
+ * with that order counts it in f(w, r) (f_ba: B then A).
+ */
+START_TEST(rwlock_waited_pair_through_the_model)
+{
+	const enum model_event_kind R = MODEL_EV_RWLOCK_RDLOCK, W = MODEL_EV_RWLOCK_WRLOCK,
+				    U = MODEL_EV_RWLOCK_UNLOCK;
+	struct model *m = open_model(2);
+	struct model_event e[] = {evk(1, 2, "r", R, 0x40), evk(2, 3, "w", W, 0x40),
+				  evk(3, 3, "u", U, 0x40), evk(4, 2, "v", U, 0x40)};
+	char run[48];
+
+	report(m, true, e, 4);
+	start(m, run);
+	ck_assert_int_eq(model_run_correct(m, run, e, 4), 0);
+
+	struct model_stats *st;
+	ck_assert_int_eq(model_stats_get(m, "b1d", &st), 0);
+	const struct model_program_stats *ps = &st->programs[0];
+	const struct model_constraint_stats *c = find_constraint(ps, "w", "r");
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(c->failing_with, 1);
+	ck_assert_uint_eq(c->f_ba, 1); /* f(B, A): w then r */
+	ck_assert_uint_eq(c->f_ab, 0);
+	ck_assert_ptr_nonnull(find_constraint(ps, "u", "r")); /* where it acquired */
+	ck_assert_ptr_null(find_constraint(ps, "r", "w")); /* where it entered: no more */
 	model_stats_free(st);
 	model_close(m);
 }
@@ -1483,6 +1579,7 @@ model_suite(void)
 	tc = tcase_create("pure");
 	tcase_add_test(tc, candidates_from_crafted_rpb);
 	tcase_add_test(tc, contended_locks_where_they_acquired);
+	tcase_add_test(tc, rwlock_acquisitions_where_they_acquired);
 	tcase_add_test(tc, pair_counts_and_window_bound);
 	tcase_add_test(tc, invariance_formulas);
 	tcase_add_test(tc, chi_square_known_values);
@@ -1499,6 +1596,7 @@ model_suite(void)
 	tc = tcase_create("store");
 	tcase_add_checked_fixture(tc, store_setup, store_teardown);
 	tcase_add_test(tc, rank_of_a_small_model);
+	tcase_add_test(tc, rwlock_waited_pair_through_the_model);
 	tcase_add_test(tc, class_assignment);
 	tcase_add_test(tc, start_serves_one_per_class_and_replays);
 	tcase_add_test(tc, residual_class_on_a_decisive_contender);
