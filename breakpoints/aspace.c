@@ -50,6 +50,8 @@ _Static_assert(offsetof(struct bp_ring_hdr, nslots) == 128, "ring.S H_NSLOTS");
 _Static_assert(offsetof(struct bp_ring_hdr, copy) == 152, "ring.S H_COPY");
 _Static_assert(offsetof(struct bp_ring_hdr, trap_all) == 160, "ring.S H_TRAPALL");
 _Static_assert(offsetof(struct bp_ring_hdr, ndecide) == 164, "ring.S H_NDECIDE");
+_Static_assert(offsetof(struct bp_ring_hdr, acts) == 168, "ring.S H_ACTS");
+_Static_assert(offsetof(struct bp_ring_hdr, acts_seen) == 172, "ring.S H_SEEN");
 _Static_assert(offsetof(struct bp_ring_hdr, decide) == 192, "ring.S H_DECIDE");
 _Static_assert(sizeof(struct bp_ring_hdr) <= BP_RING_HDR_SIZE, "ring header");
 _Static_assert(offsetof(struct bp_ring_slot, pad) == 24, "ring.S S_PAD");
@@ -57,6 +59,7 @@ _Static_assert(offsetof(struct bp_ring_slot, rsp) == 48, "ring.S S_RSP");
 _Static_assert(offsetof(struct bp_ring_slot, r15) == 96, "ring.S S_R15");
 _Static_assert(offsetof(struct bp_ring_slot, tid) == 104, "ring.S S_TID");
 _Static_assert(offsetof(struct bp_ring_slot, stack_len) == 108, "ring.S S_STKLEN");
+_Static_assert(offsetof(struct bp_ring_slot, trap) == 112, "ring.S S_TRAP");
 _Static_assert(offsetof(struct bp_ring_slot, stack) == BP_RING_SLOT_HEAD, "ring.S S_STACK");
 
 struct bp_aspace {

@@ -326,8 +326,13 @@ struct bp_ring_hdr {
 	uint64_t pad1[7];
 	uint64_t nslots, mask, slot_size, copy; /* set once; copy: stack bytes per slot (x 8) */
 	uint32_t trap_all; /* every event stops after its slot (BP_RING_TRAP_DECIDE) */
-	uint32_t ndecide;  /* decide[0..ndecide): return addresses whose events stop */
-	uint64_t pad2[3];
+	/* decide[0..ndecide): return addresses of activating events (a constraint's B): they
+	 * count themselves in acts before taking their sequence number, and stop */
+	uint32_t ndecide;
+	/* acts != acts_seen: an activation the tracer has not handled yet; every event whose
+	 * sequence number comes after it stops too, as under trap_all */
+	uint32_t acts, acts_seen;
+	uint64_t pad2[2];
 	uint64_t decide[BP_RING_MAX_DECIDE];
 };
 
@@ -340,8 +345,17 @@ struct bp_ring_slot {
 	uint64_t rsp, rbp, rbx, r12, r13, r14, r15; /* at the entry: where unwinding starts */
 	uint32_t tid;	   /* glibc's struct pthread tid (%fs:0x2d0) */
 	uint32_t stack_len; /* bytes of stack copied from rsp */
-	uint64_t reserved[2];
+	uint32_t trap;	    /* enum bp_ring_slot_trap: whether the writer stops after the commit */
+	uint32_t reserved0;
+	uint64_t reserved;
 	uint8_t stack[]; /* hdr->copy bytes */
+};
+
+/* What a slot's writer does after its commit (set before the commit). */
+enum bp_ring_slot_trap {
+	BP_RING_SLOT_GOES,     /* goes on: no decision needed */
+	BP_RING_SLOT_DECIDE,   /* stops (BP_RING_TRAP_DECIDE): trap_all, or an unseen activation */
+	BP_RING_SLOT_ACTIVATE, /* stops, and counted in acts: its return address is in decide[] */
 };
 
 /* The tracer's mark on a slot it took: ~seq, which no seq + 1 of a run can equal. */

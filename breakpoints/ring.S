@@ -24,6 +24,8 @@
 #define H_COPY 152
 #define H_TRAPALL 160
 #define H_NDECIDE 164
+#define H_ACTS 168
+#define H_SEEN 172
 #define H_DECIDE 192
 #define H_SLOTS 4096
 #define S_COMMIT 0
@@ -41,6 +43,7 @@
 #define S_R15 96
 #define S_TID 104
 #define S_STKLEN 108
+#define S_TRAP 112
 #define S_STACK 128
 #define PTHREAD_TID 0x2d0 /* glibc 2.36: offsetof(struct pthread, tid), as tracer/stall.c */
 #define E 184		  /* the function entry's rsp, from ours after the six pushes */
@@ -57,7 +60,26 @@ bp_ring_routine:
 	push %rdi
 	/* rdi 0, rsi 8, rdx 16, rcx 24, rax 32, flags 40, return into the pad 48 */
 	mov .Lring(%rip), %rsi
-	mov $1, %eax
+	/*
+	 * An activating event (its return address in decide[]: a constraint's B) counts itself in
+	 * acts before it takes its sequence number: an event that takes a later one sees it (both
+	 * are locked instructions) and stops too, until the tracer has handled this one. edi: what
+	 * this one does after its commit (enum bp_ring_slot_trap); the first argument is still in
+	 * its saved copy, 0(%rsp).
+	 */
+	xor %edi, %edi
+	mov H_NDECIDE(%rsi), %eax
+	test %eax, %eax
+	jz 7f
+	mov E(%rsp), %rdx
+6:	cmp H_DECIDE-8(%rsi,%rax,8), %rdx
+	je 9f
+	dec %eax
+	jnz 6b
+	jmp 7f
+9:	lock incl H_ACTS(%rsi)
+	mov $2, %edi			/* BP_RING_SLOT_ACTIVATE */
+7:	mov $1, %eax
 	lock xadd %rax, H_NEXT(%rsi)	/* rax = this event's seq */
 bp_ring_wait:				/* nothing written yet from here ... */
 1:	mov %rax, %rdx
@@ -73,7 +95,19 @@ bp_ring_wait_end:			/* ... to here */
 	imul H_SLOTSIZE(%rsi), %rcx
 	lea H_SLOTS(%rsi,%rcx), %rcx	/* rcx = the slot */
 	mov %rax, S_SEQ(%rcx)
-	mov %rdi, S_RDI(%rcx)
+	mov (%rsp), %rdx
+	mov %rdx, S_RDI(%rcx)
+	/* Any event stops under trap-all (an instance is active) or while an activation is not
+	 * handled yet; otherwise it goes on: no decision can delay it. Written before the commit. */
+	test %edi, %edi
+	jnz 10f
+	cmpl $0, H_TRAPALL(%rsi)
+	jne 11f
+	mov H_ACTS(%rsi), %edx
+	cmp H_SEEN(%rsi), %edx
+	je 10f
+11:	mov $1, %edi			/* BP_RING_SLOT_DECIDE */
+10:	mov %edi, S_TRAP(%rcx)
 	mov 48(%rsp), %rdx
 	mov %rdx, S_PAD(%rcx)
 	mov E(%rsp), %rdx
@@ -116,20 +150,9 @@ bp_ring_wait_end:			/* ... to here */
 5:	mov S_SEQ(%rcx), %rax
 	inc %rax
 	mov %rax, S_COMMIT(%rcx)	/* the commit, last */
-	/* Must the thread stop (a decision)? trap-all, or its return address in the table. */
-	cmpl $0, H_TRAPALL(%rsi)
-	jne .Ldecide
-	mov H_NDECIDE(%rsi), %eax
-	test %eax, %eax
-	jz 8f
-	mov S_RET(%rcx), %rdx
-6:	cmp H_DECIDE-8(%rsi,%rax,8), %rdx
-	je .Ldecide
-	dec %eax
-	jnz 6b
-	jmp 8f
+	cmpl $0, S_TRAP(%rcx)		/* must the thread stop (a decision)? */
+	je 8f
 bp_ring_decide_trap:			/* rcx = the slot, committed: the tracer decides */
-.Ldecide:
 	int3
 8:	pop %rdi
 	pop %rsi

@@ -76,6 +76,8 @@ struct thread {
 	uint64_t ring_ns; /* its time */
 	uint64_t ring_seq; /* its slot's sequence number */
 	uint64_t ring_object;
+	/* Its latest slot was an activating one (ring.S), not acknowledged yet: at its stop */
+	bool act_unacked;
 	struct thread *hnext;	/* tid hash chain */
 	struct thread *next;	/* list of all threads */
 	struct thread **pprev;
@@ -256,16 +258,21 @@ void ring_forget_unfinished(struct tracer *t);
 /* A thread stopped at the ring routine's int3 (bp_aspace_ring_trap()): drains, decides, resumes
  * (or keeps it stalled). */
 int ring_on_trap(struct tracer *t, struct thread *th, enum bp_ring_trap trap);
+/* Acknowledges @th's activating event (struct bp_ring_hdr acts) if it has not been: at its
+ * stop, or when it is gone before. */
+void ring_ack_thread(struct tracer *t, struct thread *th);
 /*
  * For the stall code (tracer/stall.c, fsm decisions). A ring pad does not stop: a site whose
- * event needs a decision must be named here, by the return address of its call (frame 0 of its
- * site, as an absolute address in the process): such an event is appended, then its thread
- * stops at the routine's decision int3, where ring_on_trap() calls stall_on_event() for it.
- * The table holds up to BP_RING_MAX_DECIDE addresses and is shared by every traced process
- * (an address of another process is a harmless extra stop); it replaces the previous one.
- * Returns 0, -E2BIG (too many: use ring_trap_all()), -ENOTSUP without a ring (every event
- * stops anyway). Meanwhile, while t->fsm is set (constraints loaded), every event stops
- * (trap-all): correct, slower; a site needing its deeper frames to decide needs that too.
+ * event activates (a constraint's B) must be named here, by the return address of its call
+ * (frame 0 of its site, as an absolute address in the process): such an event counts itself
+ * (struct bp_ring_hdr acts), is appended, then its thread stops at the routine's decision int3,
+ * where ring_on_trap() calls stall_on_event() for it. Until it is handled, every event with a
+ * later sequence number stops too; after, every event while trap-all is on (an instance is
+ * active). An A needs no entry: with no instance active and no activation pending, nothing can
+ * delay it. The table holds up to BP_RING_MAX_DECIDE addresses and is shared by every traced
+ * process (an address of another process is a harmless extra stop); it replaces the previous
+ * one. Returns 0, -E2BIG (too many: use ring_trap_all()), -ENOTSUP without a ring (every event
+ * stops anyway).
  */
 int ring_set_decision_sites(struct tracer *t, const uint64_t *ret_addrs, size_t n);
 /* Every event of a ring pad stops after its slot (on), or only the decision sites (off). */
@@ -324,11 +331,15 @@ uint64_t stall_next_deadline(const struct tracer *t);
 void stall_fini(struct tracer *t);
 /*
  * Only events that need a decision stop (DESIGN.md): those at the return address of a loaded
- * constraint's B or A frame 0 (the ring's decision table, refreshed when modules change), and
- * every event while an instance is active or a thread stalled. decide_all: a site that a table
- * cannot name (a wildcard frame 0, too many), every event stops.
+ * constraint's B frame 0 (the ring's decision table, refreshed when modules change), every
+ * event after one of those until it is handled, and every event while an instance is active or
+ * a thread stalled (ring_set_decision_sites()). decide_all: a B that a table cannot name (a
+ * wildcard frame 0, too many), every event stops.
  */
 void stall_refresh_decisions(struct tracer *t);
+/* An event of @th drained from the ring that went on without a stop (no decision was needed):
+ * an acquisition at an A site is noted (thread.in_a), as at a stop. */
+void stall_on_ring_event(struct tracer *t, struct thread *th);
 void stall_update_trap(struct tracer *t);
 
 /* failure.c: detection; report.c: reports */

@@ -72,6 +72,7 @@ struct ring {
 	double ns_per_tick;
 	uint64_t last_cal;
 	bool unknown_tid; /* said once */
+	uint32_t acts_handled; /* activations acknowledged: hdr->acts_seen */
 };
 
 static uint64_t
@@ -254,6 +255,27 @@ tsc_ns(struct ring *rg, uint64_t tsc)
 	return rg->ns0 + (uint64_t)((double)(tsc - rg->tsc0) * rg->ns_per_tick);
 }
 
+/*
+ * An activating event (ring.S: its return address in decide[]) has been handled: the events
+ * that followed it stop no more on its account (they still do under trap-all, which its
+ * handling turned on if it activated an instance).
+ */
+static void
+ack_activation(struct ring *rg)
+{
+	rg->acts_handled++;
+	__atomic_store_n(&rg->hdr->acts_seen, rg->acts_handled, __ATOMIC_RELEASE);
+}
+
+void
+ring_ack_thread(struct tracer *t, struct thread *th)
+{
+	if (th->act_unacked && t->ring) {
+		th->act_unacked = false;
+		ack_activation(t->ring);
+	}
+}
+
 static void
 calibrate(struct ring *rg)
 {
@@ -280,7 +302,13 @@ take(struct tracer *t, struct ring *rg, const struct bp_ring_slot *sl)
 
 	if (th) {
 		th->ring_fresh = false; /* its latest slot, until it proves to be an event */
-	} else if (!rg->unknown_tid) {
+		/* It stops right after its commit: acknowledged there (ring_on_trap()). */
+		if (sl->trap == BP_RING_SLOT_ACTIVATE)
+			th->act_unacked = true;
+	} else if (sl->trap == BP_RING_SLOT_ACTIVATE) {
+		ack_activation(rg); /* no stop of ours will come for it */
+	}
+	if (!th && !rg->unknown_tid) {
 		/* Every writer is a traced thread drained at its exit: a tid from elsewhere means
 		 * struct pthread is not glibc 2.36's (ring.S reads the tid at %fs:0x2d0). */
 		rg->unknown_tid = true;
@@ -321,7 +349,10 @@ take(struct tracer *t, struct ring *rg, const struct bp_ring_slot *sl)
 	th->ring_site = site;
 	th->ring_kind = (enum model_event_kind)bp->tag;
 	th->ring_object = sl->rdi;
-	th->ring_fresh = true;
+	/* Decided at its stop; one that went on needed no decision (ring.S): none was active. */
+	th->ring_fresh = sl->trap != BP_RING_SLOT_GOES;
+	if (!th->ring_fresh)
+		stall_on_ring_event(t, th);
 	t->ring_events++;
 }
 
@@ -379,6 +410,9 @@ ring_forget_unfinished(struct tracer *t)
 		slot_at(rg, s)->commit = BP_RING_CONSUMED(s);
 	rg->tail = head;
 	__atomic_store_n(&rg->hdr->drained, rg->tail, __ATOMIC_RELEASE);
+	/* An activation of a writer that died before its stop is never handled: forgotten too. */
+	rg->acts_handled = __atomic_load_n(&rg->hdr->acts, __ATOMIC_ACQUIRE);
+	__atomic_store_n(&rg->hdr->acts_seen, rg->acts_handled, __ATOMIC_RELEASE);
 }
 
 int
@@ -394,6 +428,7 @@ ring_on_trap(struct tracer *t, struct thread *th, enum bp_ring_trap trap)
 		return thread_resume(t, th, 0);
 	}
 	ring_drain(t);
+	bool held = false;
 	if (th->a_pending) {
 		/* Its stop, decided earlier: from here its A runs as soon as it is resumed. */
 		th->a_pending = false;
@@ -407,15 +442,16 @@ ring_on_trap(struct tracer *t, struct thread *th, enum bp_ring_trap trap)
 			th->stop_ns = th->ring_ns;
 		t->ring_stops++;
 		stall_decide_earlier(t, th);
-		if (stall_on_event(t, th, th->ring_kind, th->ring_site, th->ring_object))
-			return 0; /* held here, after its slot: released by the stall code */
+		/* Held here, after its slot, if so decided: released by the stall code. */
+		held = stall_on_event(t, th, th->ring_kind, th->ring_site, th->ring_object);
 	} else if (th->stalled) {
 		/* Decided before its stop came (stall_decide_earlier()): held here, at its event,
 		 * also if it was interrupted meanwhile (that stop, when it comes, finds nothing). */
 		th->stall_at_stop = false;
-		return 0;
+		held = true;
 	}
-	return thread_resume(t, th, 0);
+	ring_ack_thread(t, th); /* its activation, if it was one, is handled now */
+	return held ? 0 : thread_resume(t, th, 0);
 }
 
 int

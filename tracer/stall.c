@@ -364,6 +364,19 @@ stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 }
 
 void
+stall_on_ring_event(struct tracer *t, struct thread *th)
+{
+	const struct fsm_site *fs;
+
+	if (!t->fsm || !th->index || !th->ring_site || !stall_acquires(th->ring_kind) ||
+	    fsm_site_resolve(t->fsm, th->ring_site->str, &fs) < 0 || !fs ||
+	    !fsm_site_delayable(fs))
+		return;
+	/* It may still be blocked inside: held there if a B comes first (hold_threads_in_a()). */
+	th->in_a = th->ring_site;
+}
+
+void
 stall_decide_earlier(struct tracer *t, struct thread *th)
 {
 	if (!t->fsm)
@@ -411,6 +424,7 @@ stall_at_interrupt(struct tracer *t, struct thread *th)
 void
 stall_thread_gone(struct tracer *t, struct thread *th)
 {
+	ring_ack_thread(t, th); /* gone before its stop */
 	if (!t->fsm || !th->index)
 		return;
 	fsm_thread_exited(t->fsm, th->index, now_ns());
@@ -510,9 +524,10 @@ stall_refresh_decisions(struct tracer *t)
 		t->decide_all = false;
 		return;
 	}
-	/* The return address of each B and A site's frame 0, in every traced image. */
-	for (size_t i = 0; i < 2 * fsm_constraint_count(t->fsm) && !all; i++) {
-		const char *site = fsm_constraint_site(t->fsm, i / 2, i % 2);
+	/* The return address of each B site's frame 0, in every traced image (an A needs none:
+	 * ring_set_decision_sites()). */
+	for (size_t i = 0; i < fsm_constraint_count(t->fsm) && !all; i++) {
+		const char *site = fsm_constraint_site(t->fsm, i, false);
 		char mod[256];
 		uint64_t off;
 
