@@ -78,6 +78,9 @@ struct thread {
 	uint64_t ring_object;
 	/* Its latest slot was an activating one (ring.S), not acknowledged yet: at its stop */
 	bool act_unacked;
+	/* Its latest slot's time, when that slot stops it (ring.S) and its stop is not handled
+	 * yet: held by the tracer since then, as stop_ns says once it is (0: neither) */
+	uint64_t trap_ns;
 	struct thread *hnext;	/* tid hash chain */
 	struct thread *next;	/* list of all threads */
 	struct thread **pprev;

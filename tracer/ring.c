@@ -351,6 +351,7 @@ take(struct tracer *t, struct ring *rg, const struct bp_ring_slot *sl)
 	th->ring_object = sl->rdi;
 	/* Decided at its stop; one that went on needed no decision (ring.S): none was active. */
 	th->ring_fresh = sl->trap != BP_RING_SLOT_GOES;
+	th->trap_ns = th->ring_fresh ? ns : 0; /* stopped right after it: the tracer's time */
 	if (!th->ring_fresh)
 		stall_on_ring_event(t, th);
 	t->ring_events++;
@@ -428,6 +429,11 @@ ring_on_trap(struct tracer *t, struct thread *th, enum bp_ring_trap trap)
 		return thread_resume(t, th, 0);
 	}
 	ring_drain(t);
+	/* It stopped right after writing its slot: the tracer's time began then (or later, if
+	 * some of it was counted already: stall.c credit_tracer_holds()). */
+	if (th->trap_ns && th->trap_ns < th->stop_ns)
+		th->stop_ns = th->trap_ns;
+	th->trap_ns = 0;
 	bool held = false;
 	if (th->a_pending) {
 		/* Its stop, decided earlier: from here its A runs as soon as it is resumed. */
@@ -437,9 +443,6 @@ ring_on_trap(struct tracer *t, struct thread *th, enum bp_ring_trap trap)
 	}
 	if (th->ring_fresh) {
 		th->ring_fresh = false;
-		/* It stopped right after writing its slot: the tracer's time began then. */
-		if (th->ring_ns && th->ring_ns < th->stop_ns)
-			th->stop_ns = th->ring_ns;
 		t->ring_stops++;
 		stall_decide_earlier(t, th);
 		/* Held here, after its slot, if so decided: released by the stall code. */

@@ -305,6 +305,30 @@ account_run_delays(struct tracer *t, const struct thread *deciding)
 	}
 }
 
+/*
+ * The time the tracer has held each thread so far at its current stop (one reported, or one
+ * whose slot the ring shows it stopped after) moves its instances' deadlines now, before an A
+ * is decided: counted only at its resume, it came too late for an A decided while it was still
+ * held. order_init: the main thread's B stop took 9 ms (the drain of 49 events, the unwinder's
+ * first look at libc), the client's A, 41 us after B, was decided during it, its instance
+ * already over, and the client used the configuration before main published it.
+ */
+static void
+credit_tracer_holds(struct tracer *t, const struct thread *deciding, uint64_t now)
+{
+	for (struct thread *x = t->threads; x; x = x->next) {
+		uint64_t from = x->stop_ns ? x->stop_ns : x->trap_ns;
+
+		if (x == deciding || !x->index || x->stalled || !from || from >= now)
+			continue;
+		fsm_thread_held(t->fsm, x->index, now - from, now);
+		if (x->stop_ns)
+			x->stop_ns = now;
+		if (x->trap_ns)
+			x->trap_ns = now;
+	}
+}
+
 bool
 stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 	       const struct site *site, uint64_t object)
@@ -327,8 +351,10 @@ stall_on_event(struct tracer *t, struct thread *th, enum model_event_kind kind,
 	/* Decided as of the stop's arrival: the time spent on it since (a drain, new sites to
 	 * symbolize) is the tracer's, and must not end a delay the event came within. */
 	uint64_t at = th->stop_ns ? th->stop_ns : th->ring_ns ? th->ring_ns : now_ns();
-	if (fs && fsm_site_delayable(fs))
+	if (fs && fsm_site_delayable(fs)) {
+		credit_tracer_holds(t, th, now_ns());
 		account_run_delays(t, th);
+	}
 	/* An activator whose instances look over at its own event: its CPU wait since B, if any,
 	 * first moves their deadline (still active, they keep every event stopping). */
 	if (th->timed && at > th->run_delay_at && at - th->run_delay_at >= 100000 &&
@@ -465,6 +491,7 @@ stall_release_due(struct tracer *t)
 				th->stalled = false;
 				t->nstalled--;
 				th->stop_ns = 0; /* held for the program's sake, not the tracer's */
+				th->trap_ns = 0;
 				/* Released into an acquisition at A, it may block there behind the
 				 * activator, which may run B again meanwhile: held again then. */
 				th->in_a = th->stalled_in;

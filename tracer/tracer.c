@@ -264,6 +264,7 @@ thread_resume(struct tracer *t, struct thread *th, int sig)
 	}
 	th->pending_sig = 0;
 	th->state = TS_RUNNING;
+	th->trap_ns = 0;
 	if (th->stop_ns) {
 		/* The tracer's time, not the program's: an activator's delay counts without it. */
 		uint64_t now = now_ns();
@@ -364,24 +365,42 @@ stop_ticks(void)
 }
 
 /*
+ * While constraints are loaded, the ring is drained at least this often, stops or not: each
+ * event's site (unwinding its stack copy, a first look at a module's unwind tables) is then
+ * worked out while the program runs. Left to the next stop, that work fell on a B's stop, in
+ * the middle of its activator's window: order_init's main thread was held 4 to 9 ms at its B
+ * while 50 events of the client were drained, the first ones through a cold unwinder.
+ */
+#define RING_DRAIN_NS 1000000ull
+
+/*
  * While threads are stalled, the loop must also wake at their deadlines: it polls for stops and
- * waits for SIGCHLD (blocked, so none is lost) or the next deadline, whichever comes first.
- * Otherwise it blocks in waitpid(), the cheapest wait.
+ * waits for SIGCHLD (blocked, so none is lost) or the next deadline, whichever comes first;
+ * while constraints are loaded, at the next drain (RING_DRAIN_NS) too. Otherwise it blocks in
+ * waitpid(), the cheapest wait.
  */
 static int
 wait_stop_or_deadline(struct tracer *t, int *status)
 {
 	pid_t tid = waitpid(-1, status, __WALL | WNOHANG);
 	uint64_t deadline = stall_next_deadline(t), now = now_ns();
+	bool drain = false;
 	sigset_t chld;
 
-	if (tid != 0 || !deadline || deadline <= now)
+	if (tid != 0)
+		return tid;
+	if (t->fsm && t->ring && (!deadline || deadline > now + RING_DRAIN_NS)) {
+		deadline = now + RING_DRAIN_NS;
+		drain = true;
+	}
+	if (!deadline || deadline <= now)
 		return tid;
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
 	struct timespec ts = {(time_t)((deadline - now) / 1000000000u),
 			      (long)((deadline - now) % 1000000000u)};
-	sigtimedwait(&chld, NULL, &ts);
+	if (sigtimedwait(&chld, NULL, &ts) < 0 && errno == EAGAIN && drain)
+		t->ring_busy = true; /* the loop drains while no thread is stalled */
 	return 0;
 }
 
@@ -442,8 +461,8 @@ tracer_run(struct tracer *t, int *ret_status)
 				continue;
 			}
 		} else {
-			tid = t->nstalled ? wait_stop_or_deadline(t, &status)
-					  : waitpid(-1, &status, __WALL);
+			tid = t->nstalled || t->fsm ? wait_stop_or_deadline(t, &status)
+						    : waitpid(-1, &status, __WALL);
 		}
 		if (tid == 0)
 			continue;

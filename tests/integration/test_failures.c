@@ -801,6 +801,8 @@ stops(const struct run *r)
 	long total, without;
 
 	ck_assert_msg(p, "no totals in: %s", r->err);
+	while (p > r->err && p[-1] == ' ')
+		p--;
 	while (p > r->err && p[-1] >= '0' && p[-1] <= '9')
 		p--;
 	ck_assert_int_eq(sscanf(p, "%ld total, %ld of them without a stop", &total, &without), 2);
