@@ -7,7 +7,8 @@
  * takes the next sequence number with lock xadd, writes the event into its slot (return
  * address, first argument, tid, rdtsc, the registers an unwinder starts from, a copy of the top
  * of the stack when more than one frame is wanted) and commits it with a last store. Only a
- * full ring, trap-all, or a return address in the decision table makes it stop.
+ * full ring, trap-all, a return address in the decision table (a B: it counts itself in the
+ * header's acts first), or such a B not handled yet (acts != acts_seen) makes it stop.
  *
  * The tracer drains the ring at every stop it handles (before any event of its own, so a
  * thread's events keep their order), at the 500 ms tick, and at the end. A slot not committed
