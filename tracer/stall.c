@@ -483,6 +483,9 @@ stall_release_due(struct tracer *t)
 	if (stall_due(t))
 		account_overdue_all(t, now_ns());
 	do {
+		struct thread *go[64];
+		size_t ngo = 0;
+
 		n = fsm_due(t->fsm, now_ns(), due, 64);
 		for (size_t i = 0; i < n; i++) {
 			for (struct thread *th = t->threads; th; th = th->next) {
@@ -496,10 +499,15 @@ stall_release_due(struct tracer *t)
 				 * activator, which may run B again meanwhile: held again then. */
 				th->in_a = th->stalled_in;
 				th->stalled_in = NULL;
-				if (!th->stall_at_stop) /* else resumed at its interrupt stop */
-					thread_resume(t, th, 0);
+				if (!th->stall_at_stop && ngo < 64) /* else resumed at its interrupt stop */
+					go[ngo++] = th;
 			}
 		}
+		/* Trap-all off first, if nothing is active any more: else a released thread's next
+		 * event would stop for a decision that can only be "go". */
+		stall_update_trap(t);
+		for (size_t i = 0; i < ngo; i++)
+			thread_resume(t, go[i], 0);
 	} while (n == 64);
 	stall_update_trap(t);
 }
