@@ -393,7 +393,9 @@ wait_stop_or_deadline(struct tracer *t, int *status)
 		deadline = now + RING_DRAIN_NS;
 		drain = true;
 	}
-	if (!deadline || deadline <= now)
+	if (!deadline)
+		return waitpid(-1, status, __WALL); /* nothing to wake for */
+	if (deadline <= now)
 		return tid;
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
@@ -461,8 +463,8 @@ tracer_run(struct tracer *t, int *ret_status)
 				continue;
 			}
 		} else {
-			tid = t->nstalled || t->fsm ? wait_stop_or_deadline(t, &status)
-						    : waitpid(-1, &status, __WALL);
+			tid = t->nstalled || (t->fsm && t->ring) ? wait_stop_or_deadline(t, &status)
+								 : waitpid(-1, &status, __WALL);
 		}
 		if (tid == 0)
 			continue;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,6 +71,7 @@ path_in(const char *name)
 struct run {
 	int status;
 	double seconds;
+	double cpu_seconds; /* user + system time of aviso-trace and what it reaped: the program */
 	char err[65536]; /* aviso-trace's stderr */
 	char out[4096];	 /* the program's stdout (its start) */
 };
@@ -131,10 +133,14 @@ static inline void
 finish_trace_signalled(struct run *r, pid_t pid, double t0, int sig, int after_ms)
 {
 	for (int waited = 0;; waited++) {
-		pid_t w = waitpid(pid, &r->status, WNOHANG);
+		struct rusage ru;
+		pid_t w = wait4(pid, &r->status, WNOHANG, &ru);
 		ck_assert_int_ge(w, 0);
-		if (w == pid)
+		if (w == pid) {
+			r->cpu_seconds = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+					 (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 			break;
+		}
 		if (sig && waited * 50 >= after_ms) {
 			kill(pid, sig);
 			sig = 0;

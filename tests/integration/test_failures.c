@@ -832,6 +832,29 @@ START_TEST(constraint_a_before_any_b_goes_without_a_stop)
 }
 END_TEST
 
+/*
+ * With constraints loaded and no thread stalled, the loop still waits for the program's stops:
+ * it wakes every millisecond to drain the ring (tracer.c), and with --no-ring, where there is no
+ * ring, it must block. It spun instead, a whole CPU for the run. The program sleeps 300 ms
+ * after B; a tracer that waits uses a fraction of that.
+ */
+START_TEST(constraints_loaded_tracer_does_not_spin)
+{
+	const char *cons = write_constraint(1000);
+	const char *ring[] = {"--constraints", cons, "--", prog("constrained"), NULL};
+	const char *no_ring[] = {"--no-ring", "--constraints", cons, "--", prog("constrained"), NULL};
+	const char *const *modes[] = {ring, no_ring};
+	struct run r;
+
+	for (int i = 0; i < 2; i++) {
+		run_trace(&r, modes[i]);
+		ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+		ck_assert_msg(r.cpu_seconds < 0.6 * r.seconds, "%s: %.2f s of CPU in %.2f s",
+			      i ? "--no-ring" : "ring", r.cpu_seconds, r.seconds);
+	}
+}
+END_TEST
+
 /* The site of the first @kind event in an -o file. */
 static void
 first_site(const char *events, const char *kind, char *site, size_t size)
@@ -1184,6 +1207,7 @@ failures_suite(void)
 	tcase_add_test(cons, constraint_released_after_the_activators_next_event);
 	tcase_add_test(cons, constraint_holds_a_thread_already_blocked_in_a);
 	tcase_add_test(cons, constraint_a_before_any_b_goes_without_a_stop);
+	tcase_add_test(cons, constraints_loaded_tracer_does_not_spin);
 	tcase_add_test(cons, constraint_runnable_activator_gets_a_bounded_grace);
 	tcase_add_test(cons, only_constraint_sites_stop);
 	tcase_add_test(cons, constraints_file_errors);
