@@ -509,7 +509,6 @@ stall_release_due(struct tracer *t)
 		for (size_t i = 0; i < ngo; i++)
 			thread_resume(t, go[i], 0);
 	} while (n == 64);
-	stall_update_trap(t);
 }
 
 uint64_t
