@@ -33,6 +33,9 @@ struct thread {
 	uint64_t max_deadline; /* no instance of this thread is active once now >= it */
 	unsigned events_since_b; /* its events since its latest activation */
 	bool retired;	       /* its instances ended at its release_after-th event after B */
+	bool b_fresh;	       /* its latest event activated, and it has no event since */
+	bool point_window;     /* its latest B was a point: only another point ends the window */
+	uint32_t window_point; /* that point (fsm_thread_point_done()'s @point) */
 	bool activator;	       /* on the activators list */
 	bool stalled;	       /* on the stalled list */
 	struct thread *act_prev, *act_next;
@@ -231,6 +234,8 @@ activate(struct fsm *f, struct thread *t, uint32_t i, uint64_t now)
 		t->max_deadline = d;
 	t->events_since_b = 0;
 	t->retired = false;
+	t->b_fresh = true;
+	t->point_window = false;
 	f->c[i].counters.activations++;
 	if (!t->activator) {
 		LIST_PUSH(&f->act, t, act_prev, act_next);
@@ -396,11 +401,13 @@ on_event(struct fsm *f, uint32_t thread, const struct matches *m, uint64_t now, 
 	 * This is the thread's next event: whatever it waited for is over. It counts toward
 	 * release_after also past the deadline: a hold measured later (fsm_thread_held()) may
 	 * still move that deadline, and must not revive an instance whose activator is done.
+	 * In a window a point opened only a point ends it (fsm_thread_point_done()).
 	 */
 	if (t) {
 		t->blocked_on = 0;
+		t->b_fresh = false;
 		if (f->release_after && t->max_deadline && !t->retired &&
-		    ++t->events_since_b >= f->release_after)
+		    ++t->events_since_b >= f->release_after && !t->point_window)
 			retire(f, t, now);
 	}
 
@@ -620,13 +627,20 @@ fsm_thread_held(struct fsm *f, uint32_t thread, uint64_t held_ns, uint64_t now)
 }
 
 void
-fsm_thread_event_done(struct fsm *f, uint32_t thread, uint64_t now)
+fsm_thread_point_done(struct fsm *f, uint32_t thread, uint32_t point, uint64_t now)
 {
 	struct thread *t = thread_find(f, thread);
 
 	now = clamp_now(f, now);
-	if (t && f->release_after && !t->retired && t->max_deadline && t->events_since_b > 0)
+	if (!t || !f->release_after || t->retired || !t->max_deadline)
+		return;
+	if (t->b_fresh) { /* B itself: it opens the window */
+		t->b_fresh = false;
+		t->point_window = true;
+		t->window_point = point;
+	} else if (t->events_since_b > 0 && !(t->point_window && point == t->window_point)) {
 		retire(f, t, now);
+	}
 }
 
 bool

@@ -27,8 +27,10 @@
  *    for the stalled thread (fsm_thread_blocked_on(), followed through chains: the activator
  *    waits for X which waits for the stalled thread), and, with
  *    fsm_options.release_on_next_event, when its activator reaches its next event after B (then
- *    the instance retires; release_after_events counts further). A thread left with no holder is due at once. An instance whose
- *    activator waits for a thread never stalls that thread in the first place.
+ *    the instance retires; release_after_events counts further; a window that a point opened
+ *    ends at another point, fsm_thread_point_done()). A thread left with no holder is due at
+ *    once. An instance whose activator waits for a thread never stalls that thread in the
+ *    first place.
  *  - Time is a uint64_t in ns given by the caller, expected non-decreasing: an earlier time than
  *    one already seen is taken as the latest seen. An instance is active while now < deadline:
  *    A at exactly B + delay runs.
@@ -170,18 +172,27 @@ int fsm_thread_blocked_on(struct fsm *f, uint32_t thread, uint32_t on_thread, ui
 bool fsm_thread_held(struct fsm *f, uint32_t thread, uint64_t held_ns, uint64_t now);
 
 /*
- * The event @thread was stopped at has executed (the tracer knows it for a point: a single
- * instruction, done once the thread is resumed). With release_after_events, when it was the
- * thread's first or later event after its latest B, its instances retire and the stalls they
- * hold end at @now, as at its release_after-th event: the reordering has happened. Waiting for
- * the next event instead would release the delayed thread when the activator reaches its B
- * again, at the start of its next window. Ignored otherwise.
+ * The point @thread was stopped at has executed (the tracer steps a point's statement before it
+ * resumes the thread). @point is the caller's identity of the code point: one source line may
+ * begin a statement at several addresses, and all of them are the same @point. With
+ * release_after_events:
+ *  - when the event just submitted for @thread activated instances (this point is B), the
+ *    point opens a window that only a point ends: the thread's other events (pthread calls)
+ *    no longer count toward release_after. A window between two shared accesses holds what
+ *    the program does between them (lost_update's compressor locks and unlocks an output
+ *    mutex between its load and its store of the counter);
+ *  - otherwise, when it is the thread's first or later event after its latest B and not the
+ *    point that opened the window, its instances retire and the stalls they hold end at @now,
+ *    as at its release_after-th event: the reordering has happened. Waiting for the next
+ *    event instead would release the delayed thread when the activator reaches its B again, at
+ *    the start of its next window.
+ * Ignored otherwise.
  */
-void fsm_thread_event_done(struct fsm *f, uint32_t thread, uint64_t now);
+void fsm_thread_point_done(struct fsm *f, uint32_t thread, uint32_t point, uint64_t now);
 
 /*
  * Whether @thread activated instances that have not ended by its own progress (its
- * release_after-th event after B, a point executed, its exit): past their deadline, a hold
+ * release_after-th event after B, a point that ends its window, its exit): past their deadline, a hold
  * measured now (fsm_thread_held()) can still move them. The tracer reads such a thread's CPU
  * wait before it takes their deadline as passed.
  */

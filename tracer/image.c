@@ -136,7 +136,8 @@ plant_symbol(void *ctx, const char *name, uint64_t value, uint64_t size)
 
 /*
  * The --points entries (or the --tick-at ones) found in a program module get a breakpoint
- * tagged @tag at each of their addresses; @found[i] notes entry i resolved.
+ * tagged @tag at each of their addresses, its group the entry's index (a point's identity: one
+ * line may begin a statement at several addresses); @found[i] notes entry i resolved.
  */
 static void
 plant_points(struct plant_ctx *c, struct bp_module *m, const struct bp_point *points, size_t n,
@@ -152,14 +153,23 @@ plant_points(struct plant_ctx *c, struct bp_module *m, const struct bp_point *po
 		for (size_t k = 0; k < addrs[i].n; k++) {
 			int pending = 0;
 			uint64_t at = m->base + addrs[i].offsets[k];
+			struct bp_breakpoint *bp;
+
 			r = bp_aspace_insert(c->p->as, c->tid, at, tag, &pending);
 			if (r == 0) {
-				struct bp_breakpoint *bp = bp_aspace_lookup(c->p->as, at);
+				bp = bp_aspace_lookup(c->p->as, at);
 				if (bp && addrs[i].ends[k])
 					bp->span_end = m->base + addrs[i].ends[k];
+				if (bp)
+					bp->group = (uint32_t)i;
 				c->planted++;
 				found[i] = true;
-			} else if (r != -EEXIST) {
+			} else if (r == -EEXIST) {
+				/* Two entries that begin a statement at one address (lines 66 and
+				 * 67 of "seen = load(x); store(x, seen + 1)"): the first one's. */
+				bp = bp_aspace_lookup(c->p->as, at);
+				found[i] |= bp && bp->tag == tag;
+			} else {
 				log_msg("%s: cannot plant %s %d at %s+0x%" PRIx64 ": %s", option,
 					points[i].file, points[i].line, m->name,
 					addrs[i].offsets[k], strerror(-r));

@@ -498,7 +498,7 @@ on_breakpoint(struct tracer *t, struct thread *th, struct bp_breakpoint *bp,
 	if (site && kind == MODEL_EV_POINT && stall_point_must_run(t, th, site)) {
 		/*
 		 * A point begins a statement, but resumed it has not run yet: the thread may wait
-		 * for a CPU while the thread it releases (fsm_thread_event_done()), or a thread
+		 * for a CPU while the thread it releases (fsm_thread_point_done()), or a thread
 		 * whose B comes next, runs first. Stepped through it, it has run (a store's
 		 * statement often loads the pointer first) before anything else is done.
 		 */
@@ -507,7 +507,7 @@ on_breakpoint(struct tracer *t, struct thread *th, struct bp_breakpoint *bp,
 			return on_signal(t, th, r);
 		if (r < 0)
 			return r == -ESRCH ? 0 : r;
-		fsm_thread_event_done(t->fsm, th->index, now_ns());
+		fsm_thread_point_done(t->fsm, th->index, bp->group, now_ns());
 	}
 	return thread_resume(t, th, 0);
 }

@@ -8,6 +8,9 @@
  * after B (two more events) before it sleeps. With "spin", first computes for 200 ms after B
  * instead of sleeping: runnable all along, and no event.
  *
+ * With "point" (and the lines marked PB and PE as --points): first's B is the store at PB; it
+ * then locks and unlocks m1 twice (four events), sleeps 50 ms and stores again at PE.
+ *
  * With "held": first locks m3 and leaves the barrier holding it; second leaves it and calls
  * lock(m3) (the line marked A2), blocked until first unlocks m3 (B2) 20 ms later. The times
  * printed are then B2's and A2's (A2's noted when its lock returns).
@@ -59,6 +62,7 @@ main(int argc, char **argv)
 	int join = argc > 1 && strcmp(argv[1], "join") == 0;
 	int busy = argc > 1 && strcmp(argv[1], "busy") == 0;
 	int spin = argc > 1 && strcmp(argv[1], "spin") == 0;
+	int point = argc > 1 && strcmp(argv[1], "point") == 0;
 	pthread_t t;
 
 	held = argc > 1 && strcmp(argv[1], "held") == 0;
@@ -76,6 +80,20 @@ main(int argc, char **argv)
 		return 0;
 	}
 	pthread_barrier_wait(&go);
+	if (point) {
+		t_b = now();
+		b_done = 1; /* PB */
+		for (int i = 0; i < 2; i++) {
+			pthread_mutex_lock(&m1);
+			pthread_mutex_unlock(&m1);
+		}
+		usleep(50000);
+		b_done = 2; /* PE */
+		usleep(300000);
+		pthread_join(t, NULL);
+		printf("%lld %lld\n", t_b, t_a);
+		return 0;
+	}
 	t_b = now(); /* as B's call begins: the tracer activates B at its entry, right after */
 	pthread_mutex_lock(&m1); /* B */
 	b_done = 1;

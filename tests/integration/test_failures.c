@@ -721,6 +721,47 @@ START_TEST(constraint_released_after_the_activators_next_event)
 }
 END_TEST
 
+/*
+ * A window that a point opened ends at the activator's next point: "point" stores at PB (B),
+ * locks and unlocks a mutex twice, and 50 ms later stores at PE. Released at its 2nd event after
+ * B (the default release), A ran 2-3 ms after B; it now runs once PE has run, about 50 ms after.
+ */
+START_TEST(constraint_from_a_point_holds_until_the_next_point)
+{
+	int pb = marker_line("constrained.c", "PB"), pe = marker_line("constrained.c", "PE");
+	char points[300], events[300], cons[300], bs[2048], as[2048];
+	struct run r;
+	FILE *f;
+
+	snprintf(points, sizeof(points), "%s/points", tmpdir);
+	snprintf(events, sizeof(events), "%s/events", tmpdir);
+	snprintf(cons, sizeof(cons), "%s/constraints", tmpdir);
+	f = fopen(points, "w");
+	fprintf(f, "constrained.c %d\nconstrained.c %d\n", pb, pe);
+	fclose(f);
+	const char *rec[] = {"--no-model", "--points", points, "-o", events, "--",
+			     prog("constrained"), "point", NULL};
+	run_trace(&r, rec);
+	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+	site_at_line(events, "constrained.c", "point", pb, bs, sizeof(bs));
+	site_at_line(events, "constrained.c", "mutex_lock", marker_line("constrained.c", "A"), as,
+		     sizeof(as));
+	f = fopen(cons, "w");
+	fprintf(f, "%s %s 200000\n", bs, as);
+	fclose(f);
+
+	const char *args[] = {"--no-model", "--points",	     points, "--constraints", cons,
+			      "--",	    prog("constrained"), "point", NULL};
+	for (int i = 0; i < 2; i++) {
+		run_trace(&r, args);
+		ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+		ck_assert_msg(a_minus_b_ms(&r) >= 49.0, "A ran %.1f ms after B", a_minus_b_ms(&r));
+		ck_assert_msg(a_minus_b_ms(&r) < 190.0, "A held %.1f ms: to the deadline",
+			      a_minus_b_ms(&r));
+	}
+}
+END_TEST
+
 /* The "N deadlines moved while the activator was runnable" count of a -c summary. */
 static long
 graces(const struct run *r)
@@ -1205,6 +1246,7 @@ failures_suite(void)
 	tcase_add_test(cons, constraint_delays_a_after_b);
 	tcase_add_test(cons, constraint_that_would_deadlock_is_cut_short);
 	tcase_add_test(cons, constraint_released_after_the_activators_next_event);
+	tcase_add_test(cons, constraint_from_a_point_holds_until_the_next_point);
 	tcase_add_test(cons, constraint_holds_a_thread_already_blocked_in_a);
 	tcase_add_test(cons, constraint_a_before_any_b_goes_without_a_stop);
 	tcase_add_test(cons, constraints_loaded_tracer_does_not_spin);

@@ -414,7 +414,7 @@ run_scenario(const struct scenario *sc, struct fsm *f)
 			fsm_thread_held(f, s->thread, s->until, s->t);
 			break;
 		case DONE:
-			fsm_thread_event_done(f, s->thread, s->t);
+			fsm_thread_point_done(f, s->thread, 0, s->t);
 			break;
 		case DUE:
 			n = fsm_due(f, s->t, rel, 8);
@@ -479,7 +479,7 @@ END_TEST
 
 /* ---- the API's edges ---- */
 
-/* fsm_thread_event_done(): a point executed after B ends the instance as the second event
+/* fsm_thread_point_done(): a point executed after B ends the instance as the second event
  * would (release_after_events 2), never B's own execution. */
 /* An FSM of the one constraint (B, A), released at the activator's 2nd event (the tracer's). */
 static struct fsm *
@@ -500,18 +500,59 @@ START_TEST(point_done_releases_at_the_first_event)
 	uint64_t until;
 
 	ck_assert_int_eq(fsm_on_event(f, 1, B, US(0), NULL), FSM_RUN);
-	fsm_thread_event_done(f, 1, US(10)); /* B itself: nothing */
+	fsm_thread_point_done(f, 1, 7, US(10)); /* B itself: nothing */
 	ck_assert_int_eq(fsm_on_event(f, 2, A, US(100), &until), FSM_STALL);
 	ck_assert_uint_eq(until, US(1000));
 	ck_assert_int_eq(fsm_on_event(f, 1, X, US(200), NULL), FSM_RUN); /* 1st event after B */
 	ck_assert_uint_eq(fsm_due(f, US(200), rel, 4), 0);
-	fsm_thread_event_done(f, 1, US(210)); /* ... a point, executed: the window is over */
+	fsm_thread_point_done(f, 1, 8, US(210)); /* ... a point, executed: the window is over */
 	ck_assert_uint_eq(fsm_due(f, US(210), rel, 4), 1);
 	ck_assert_uint_eq(rel[0], 2);
 	/* A retired instance holds nothing new; another thread's done changes nothing. */
 	ck_assert_int_eq(fsm_on_event(f, 3, A, US(300), NULL), FSM_RUN);
-	fsm_thread_event_done(f, 3, US(310));
+	fsm_thread_point_done(f, 3, 8, US(310));
 	ck_assert_uint_eq(fsm_next_deadline(f), 0);
+	fsm_destroy(f);
+}
+END_TEST
+
+/*
+ * A window that a point opened (B is a point: its done follows its activation) ends at another
+ * point only: not at the activator's release_after-th event (its pthread calls between two shared
+ * accesses are inside the window), nor at another address of B's own point (a line that begins a
+ * statement at two addresses, the load between them).
+ */
+START_TEST(point_window_ends_at_another_point)
+{
+	struct fsm *f = fsm_b_a_release_after_2();
+	uint32_t rel[4];
+	uint64_t until;
+
+	ck_assert_int_eq(fsm_on_event(f, 1, B, US(0), NULL), FSM_RUN);
+	fsm_thread_point_done(f, 1, 7, US(10)); /* B, a point: it opens the window */
+	ck_assert_int_eq(fsm_on_event(f, 2, A, US(100), &until), FSM_STALL);
+	ck_assert_uint_eq(until, US(1000));
+	ck_assert_int_eq(fsm_on_event(f, 1, LOCK, US(200), NULL), FSM_RUN); /* 1st after B */
+	ck_assert_int_eq(fsm_on_event(f, 1, LOCK, US(300), NULL), FSM_RUN); /* 2nd */
+	ck_assert_uint_eq(fsm_due(f, US(300), rel, 4), 0);
+	ck_assert(fsm_thread_unfinished(f, 1));
+	ck_assert_int_eq(fsm_on_event(f, 1, X, US(400), NULL), FSM_RUN);
+	fsm_thread_point_done(f, 1, 7, US(410)); /* B's point again, at its other address */
+	ck_assert_uint_eq(fsm_due(f, US(410), rel, 4), 0);
+	ck_assert_int_eq(fsm_on_event(f, 1, X, US(500), NULL), FSM_RUN);
+	fsm_thread_point_done(f, 1, 8, US(510)); /* another point: the window is over */
+	ck_assert_uint_eq(fsm_due(f, US(510), rel, 4), 1);
+	ck_assert_uint_eq(rel[0], 2);
+	ck_assert(!fsm_thread_unfinished(f, 1));
+
+	/* The next B, not a point (no done follows it): its 2nd event ends it, as before. */
+	ck_assert_int_eq(fsm_on_event(f, 1, B, US(600), NULL), FSM_RUN);
+	ck_assert_int_eq(fsm_on_event(f, 2, A, US(650), &until), FSM_STALL);
+	ck_assert_int_eq(fsm_on_event(f, 1, LOCK, US(700), NULL), FSM_RUN);
+	ck_assert_uint_eq(fsm_due(f, US(700), rel, 4), 0);
+	ck_assert_int_eq(fsm_on_event(f, 1, LOCK, US(800), NULL), FSM_RUN);
+	ck_assert_uint_eq(fsm_due(f, US(800), rel, 4), 1);
+	ck_assert_uint_eq(rel[0], 2);
 	fsm_destroy(f);
 }
 END_TEST
@@ -1038,6 +1079,7 @@ main(void)
 	tcase_add_loop_test(tc, scenario_table_handles, 0, nsc);
 	tcase_add_test(tc, create_arguments);
 	tcase_add_test(tc, point_done_releases_at_the_first_event);
+	tcase_add_test(tc, point_window_ends_at_another_point);
 	tcase_add_test(tc, progress_past_the_deadline_counts);
 	tcase_add_test(tc, copies_its_input_and_delays);
 	tcase_add_test(tc, event_errors_change_nothing);
