@@ -214,6 +214,7 @@ struct bp_breakpoint {
 	int tag;		  /* the caller's: what the address means */
 	uint64_t span_end;	  /* the caller's: where the code the address begins ends, or 0 */
 	uint32_t group;		  /* the caller's: which of its entries the address came from */
+	uint64_t alias;		  /* the caller's: another address it stands for, or 0 */
 	uint64_t slot;		  /* OOL slot or pad address, 0 if none */
 	struct bp_insn insn;
 	struct bp_module *module;

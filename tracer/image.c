@@ -134,21 +134,86 @@ plant_symbol(void *ctx, const char *name, uint64_t value, uint64_t size)
 	return r == -ESRCH ? r : 0; /* the thread lending its hands is gone: stop */
 }
 
+/* Function ranges of a module, as offsets from its load base, sorted by start. */
+struct funcs {
+	struct func_range {
+		uint64_t start, end;
+	} *v;
+	size_t n, cap;
+	uint64_t first_vaddr;
+};
+
+static int
+add_func(void *ctx, const char *name, uint64_t value, uint64_t size)
+{
+	struct funcs *f = ctx;
+
+	(void)name;
+	if (!size || value < f->first_vaddr)
+		return 0;
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? 2 * f->cap : 256;
+		struct func_range *v = realloc(f->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		f->v = v;
+		f->cap = cap;
+	}
+	f->v[f->n++] = (struct func_range){value - f->first_vaddr, value - f->first_vaddr + size};
+	return 0;
+}
+
+static int
+cmp_func(const void *a, const void *b)
+{
+	const struct func_range *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Start of the function that holds offset @off, or UINT64_MAX. */
+static uint64_t
+func_of(const struct funcs *f, uint64_t off)
+{
+	size_t lo = 0, hi = f->n;
+
+	while (lo < hi) { /* the first range starting after @off */
+		size_t mid = lo + (hi - lo) / 2;
+		if (f->v[mid].start <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i-- > 0 && f->v[i].start + (1u << 20) > off;)
+		if (off < f->v[i].end)
+			return f->v[i].start;
+	return UINT64_MAX;
+}
+
 /*
  * The --points entries (or the --tick-at ones) found in a program module get a breakpoint
  * tagged @tag at each of their addresses, its group the entry's index (a point's identity: one
- * line may begin a statement at several addresses); @found[i] notes entry i resolved.
+ * line may begin a statement at several addresses); @found[i] notes entry i resolved. The
+ * later addresses of an entry in one function (@elf's symbols) are aliases of its first: one
+ * line's statement, interleaved with another's by the compiler, is one site, named where it
+ * begins (lost_update's load of line 42 lies between its two addresses, and a constraint whose
+ * B is the second would begin after the access it is about).
  */
 static void
-plant_points(struct plant_ctx *c, struct bp_module *m, const struct bp_point *points, size_t n,
-	     bool *found, int tag, const char *option)
+plant_points(struct plant_ctx *c, struct bp_module *m, const struct bp_elf *elf,
+	     const struct bp_point *points, size_t n, bool *found, int tag, const char *option)
 {
 	struct bp_point_addrs *addrs;
+	struct funcs funcs = {.first_vaddr = bp_elf_first_vaddr(elf)};
 	int r;
 
 	r = bp_points_resolve_all(m->path, points, n, &addrs);
 	if (r < 0)
 		return; /* no line tables: nothing of the program's sources here */
+	if (bp_elf_foreach_func(elf, add_func, &funcs) == 0 && funcs.n)
+		qsort(funcs.v, funcs.n, sizeof(*funcs.v), cmp_func);
+	else
+		funcs.n = 0; /* no aliases */
 	for (size_t i = 0; i < n; i++) {
 		for (size_t k = 0; k < addrs[i].n; k++) {
 			int pending = 0;
@@ -162,6 +227,14 @@ plant_points(struct plant_ctx *c, struct bp_module *m, const struct bp_point *po
 					bp->span_end = m->base + addrs[i].ends[k];
 				if (bp)
 					bp->group = (uint32_t)i;
+				for (size_t j = 0; bp && funcs.n && j < k; j++) {
+					uint64_t fn = func_of(&funcs, addrs[i].offsets[k]);
+					if (fn != UINT64_MAX &&
+					    func_of(&funcs, addrs[i].offsets[j]) == fn) {
+						bp->alias = m->base + addrs[i].offsets[j];
+						break;
+					}
+				}
 				c->planted++;
 				found[i] = true;
 			} else if (r == -EEXIST) {
@@ -177,6 +250,7 @@ plant_points(struct plant_ctx *c, struct bp_module *m, const struct bp_point *po
 		}
 	}
 	bp_point_addrs_free(addrs, n);
+	free(funcs.v);
 }
 
 /* Names the entries no module had code for, once the program's libraries are in. */
@@ -230,13 +304,13 @@ module_added(void *ctx, struct bp_aspace *as, struct bp_module *m)
 		}
 	}
 	bp_elf_foreach_func(elf, plant_symbol, c);
-	bp_elf_close(elf);
 	if (c->t->opt.npoints && !m->wildcard && c->p->record)
-		plant_points(c, m, c->t->opt.points, c->t->opt.npoints, c->t->point_found, TAG_POINT,
-			     "--points");
+		plant_points(c, m, elf, c->t->opt.points, c->t->opt.npoints, c->t->point_found,
+			     TAG_POINT, "--points");
 	if (c->t->opt.ntick_at && !m->wildcard && c->p->record)
-		plant_points(c, m, c->t->opt.tick_at, c->t->opt.ntick_at, c->t->tick_found, TAG_TICK,
-			     "--tick-at");
+		plant_points(c, m, elf, c->t->opt.tick_at, c->t->opt.ntick_at, c->t->tick_found,
+			     TAG_TICK, "--tick-at");
+	bp_elf_close(elf);
 	c->p->sym_stale = true;
 	c->p->unw_stale = true;
 }

@@ -394,6 +394,8 @@ record_hit(struct tracer *t, struct thread *th, const struct bp_breakpoint *bp,
 	if (bp->tag == TAG_POINT) {
 		n = capture_pcs(t, th, &at, len > 0 ? stack : NULL, len > 0 ? (size_t)len : 0, pcs,
 				t->frames);
+		if (bp->alias) /* a later address of its line in the same function: one site */
+			pcs[0] = bp->alias;
 		site = site_of(t, p, pcs, n, false);
 		record_event(t, th, MODEL_EV_POINT, site, 0);
 		*ret_kind = MODEL_EV_POINT;

@@ -459,6 +459,60 @@ find_key(char **v, size_t n, const char *key)
 	return NULL;
 }
 
+/* Distinct sites of -o point events whose "where" ends with @func. */
+static int
+point_sites_in(const char *path, const char *func)
+{
+	char line[8192], seen[8][256];
+	int n = 0;
+	FILE *f = fopen(path, "r");
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f)) {
+		json_object *e = json_tokener_parse(line), *w;
+		const char *where;
+		int k;
+
+		ck_assert_ptr_nonnull(e);
+		if (strcmp(str(e, "kind"), "point") == 0 && json_object_object_get_ex(e, "where", &w) &&
+		    (where = json_object_get_string(w)) && strlen(where) > strlen(func) &&
+		    strcmp(where + strlen(where) - strlen(func), func) == 0) {
+			for (k = 0; k < n && strcmp(seen[k], str(e, "site")) != 0; k++)
+				;
+			if (k == n && n < 8)
+				snprintf(seen[n++], sizeof(seen[0]), "%s", str(e, "site"));
+		}
+		json_object_put(e);
+	}
+	fclose(f);
+	return n;
+}
+
+/*
+ * One entry of a points file is one point, whatever its addresses. Built by gcc 12 -O2,
+ * lost_update.c:42 begins a statement at two addresses of the compressor (its load between
+ * them, interleaved with the inlined zoo_crunch()), and line 66 at two of the trailer, the
+ * second of which is also line 67's only one. The compressor's points are then two sites (lines
+ * 42 and 48), the trailer's one; and line 67, which shares its address, is no "no code".
+ */
+START_TEST(one_line_in_one_function_is_one_point_site)
+{
+	char events[300], points[300];
+	struct run r;
+
+	snprintf(events, sizeof(events), "%s/events", tmpdir);
+	snprintf(points, sizeof(points), "%s/lost_update.points", env("SAMPLES_SRC"));
+	char sample[300];
+	snprintf(sample, sizeof(sample), "%s/lost_update", env("SAMPLES"));
+	const char *args[] = {"--no-model", "--points", points, "-o", events, "--", sample, NULL};
+	run_trace(&r, args);
+	ck_assert_msg(WIFEXITED(r.status) || WIFSIGNALED(r.status), "%s", r.err);
+	ck_assert_msg(!strstr(r.err, "no code"), "%s", r.err);
+	ck_assert_int_eq(point_sites_in(events, " compressor"), 2);
+	ck_assert_int_eq(point_sites_in(events, " trailer"), 1);
+}
+END_TEST
+
 START_TEST(sites_are_stable_across_runs)
 {
 	char *a[256], *b[256];
@@ -1229,6 +1283,7 @@ failures_suite(void)
 	tcase_add_test(tc, lost_wakeup_is_a_hang);
 	tcase_add_test(tc, nonzero_exit_is_a_failure_when_asked);
 	tcase_add_test(tc, points_fire_at_their_lines);
+	tcase_add_test(tc, one_line_in_one_function_is_one_point_site);
 	tcase_add_test(tc, sites_are_stable_across_runs);
 	suite_add_tcase(s, tc);
 
