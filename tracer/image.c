@@ -171,7 +171,7 @@ cmp_func(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
-/* Start of the function that holds offset @off, or UINT64_MAX. */
+/* Start of the function that holds offset @off, or UINT64_MAX (none, or one over 1 MiB). */
 static uint64_t
 func_of(const struct funcs *f, uint64_t off)
 {
@@ -219,6 +219,7 @@ plant_points(struct plant_ctx *c, struct bp_module *m, const struct bp_elf *elf,
 			int pending = 0;
 			uint64_t at = m->base + addrs[i].offsets[k];
 			struct bp_breakpoint *bp;
+			uint64_t fn;
 
 			r = bp_aspace_insert(c->p->as, c->tid, at, tag, &pending);
 			if (r == 0) {
@@ -227,10 +228,9 @@ plant_points(struct plant_ctx *c, struct bp_module *m, const struct bp_elf *elf,
 					bp->span_end = m->base + addrs[i].ends[k];
 				if (bp)
 					bp->group = (uint32_t)i;
-				for (size_t j = 0; bp && funcs.n && j < k; j++) {
-					uint64_t fn = func_of(&funcs, addrs[i].offsets[k]);
-					if (fn != UINT64_MAX &&
-					    func_of(&funcs, addrs[i].offsets[j]) == fn) {
+				fn = bp && funcs.n ? func_of(&funcs, addrs[i].offsets[k]) : UINT64_MAX;
+				for (size_t j = 0; fn != UINT64_MAX && j < k; j++) {
+					if (func_of(&funcs, addrs[i].offsets[j]) == fn) {
 						bp->alias = m->base + addrs[i].offsets[j];
 						break;
 					}
