@@ -230,8 +230,14 @@ plant_points(struct plant_ctx *c, struct bp_module *m, const struct bp_elf *elf,
 					bp->group = (uint32_t)i;
 				fn = bp && funcs.n ? func_of(&funcs, addrs[i].offsets[k]) : UINT64_MAX;
 				for (size_t j = 0; fn != UINT64_MAX && j < k; j++) {
-					if (func_of(&funcs, addrs[i].offsets[j]) == fn) {
-						bp->alias = m->base + addrs[i].offsets[j];
+					uint64_t first = m->base + addrs[i].offsets[j];
+					const struct bp_breakpoint *f =
+					    bp_aspace_lookup(c->p->as, first);
+
+					/* Not an address another entry planted first. */
+					if (f && f->tag == tag && f->group == i &&
+					    func_of(&funcs, addrs[i].offsets[j]) == fn) {
+						bp->alias = first;
 						break;
 					}
 				}
