@@ -355,21 +355,40 @@ START_TEST(nonzero_exit_is_a_failure_when_asked)
 }
 END_TEST
 
+/*
+ * The next event of @kind in the -o file @f, parsed (the caller puts it), its "where" in
+ * *ret_where; NULL at the end of the file. Events without a "where" are skipped.
+ */
+static json_object *
+next_event(FILE *f, const char *kind, const char **ret_where)
+{
+	char line[8192];
+
+	while (fgets(line, sizeof(line), f)) {
+		json_object *e = json_tokener_parse(line), *w;
+
+		ck_assert_ptr_nonnull(e);
+		if (strcmp(str(e, "kind"), kind) == 0 && json_object_object_get_ex(e, "where", &w)) {
+			*ret_where = json_object_get_string(w);
+			return e;
+		}
+		json_object_put(e);
+	}
+	return NULL;
+}
+
 /* Counts -o events of @kind whose "where" starts with @where_prefix. */
 static int
 count_events(const char *path, const char *kind, const char *where_prefix)
 {
-	char line[8192];
+	const char *where;
+	json_object *e;
 	int n = 0;
 	FILE *f = fopen(path, "r");
 
 	ck_assert_ptr_nonnull(f);
-	while (fgets(line, sizeof(line), f)) {
-		json_object *e = json_tokener_parse(line), *w;
-		ck_assert_ptr_nonnull(e);
-		if (strcmp(str(e, "kind"), kind) == 0 && json_object_object_get_ex(e, "where", &w) &&
-		    strncmp(json_object_get_string(w), where_prefix, strlen(where_prefix)) == 0)
-			n++;
+	while ((e = next_event(f, kind, &where))) {
+		n += strncmp(where, where_prefix, strlen(where_prefix)) == 0;
 		json_object_put(e);
 	}
 	fclose(f);
@@ -463,19 +482,17 @@ find_key(char **v, size_t n, const char *key)
 static int
 point_sites_in(const char *path, const char *func)
 {
-	char line[8192], seen[8][256];
+	char seen[8][256];
+	const char *where;
+	json_object *e;
 	int n = 0;
 	FILE *f = fopen(path, "r");
 
 	ck_assert_ptr_nonnull(f);
-	while (fgets(line, sizeof(line), f)) {
-		json_object *e = json_tokener_parse(line), *w;
-		const char *where;
+	while ((e = next_event(f, "point", &where))) {
 		int k;
 
-		ck_assert_ptr_nonnull(e);
-		if (strcmp(str(e, "kind"), "point") == 0 && json_object_object_get_ex(e, "where", &w) &&
-		    (where = json_object_get_string(w)) && strlen(where) > strlen(func) &&
+		if (strlen(where) > strlen(func) &&
 		    strcmp(where + strlen(where) - strlen(func), func) == 0) {
 			for (k = 0; k < n && strcmp(seen[k], str(e, "site")) != 0; k++)
 				;
@@ -497,12 +514,11 @@ point_sites_in(const char *path, const char *func)
  */
 START_TEST(one_line_in_one_function_is_one_point_site)
 {
-	char events[300], points[300];
+	char events[300], points[300], sample[300];
 	struct run r;
 
 	snprintf(events, sizeof(events), "%s/events", tmpdir);
 	snprintf(points, sizeof(points), "%s/lost_update.points", env("SAMPLES_SRC"));
-	char sample[300];
 	snprintf(sample, sizeof(sample), "%s/lost_update", env("SAMPLES"));
 	const char *args[] = {"--no-model", "--points", points, "-o", events, "--", sample, NULL};
 	run_trace(&r, args);
@@ -660,17 +676,16 @@ static void
 site_at_line(const char *events, const char *file, const char *kind, int line, char *site,
 	     size_t size)
 {
-	char buf[8192], where[64];
+	char where[64];
+	const char *w;
+	json_object *e;
 	FILE *f = fopen(events, "r");
 
 	ck_assert_ptr_nonnull(f);
 	snprintf(where, sizeof(where), "%s:%d ", file, line);
 	site[0] = '\0';
-	while (!site[0] && fgets(buf, sizeof(buf), f)) {
-		json_object *e = json_tokener_parse(buf), *w;
-		if (strcmp(str(e, "kind"), kind) == 0 &&
-		    json_object_object_get_ex(e, "where", &w) &&
-		    strncmp(json_object_get_string(w), where, strlen(where)) == 0)
+	while (!site[0] && (e = next_event(f, kind, &w))) {
+		if (strncmp(w, where, strlen(where)) == 0)
 			snprintf(site, size, "%s", str(e, "site"));
 		json_object_put(e);
 	}
