@@ -49,7 +49,7 @@ static void worker()
                 break;
             j = jobs.front().get(); // BUG: borrow the job ...
         }
-        usleep(100); // prepare the job: the window
+        usleep(200); // prepare the job: the window
         sum += j->run(); // BUG: ... and use it; deleted if the queue was cleared
         {
             std::lock_guard<std::mutex> g(mu);

@@ -57,7 +57,7 @@ static void *server(void *arg)
                 memset(g_buf + i * 512, 'a' + i, 512);
             pthread_mutex_unlock(&buf_mu);
         }
-        release(60);
+        release(100);
         usleep(400); /* wait for the next batch */
     }
     return NULL;

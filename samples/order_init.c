@@ -64,7 +64,7 @@ int main(void)
     struct config *cfg = malloc(sizeof *cfg);
     cfg->port = 22221;
     cfg->retries = 3;
-    usleep(100); /* parse the rest of the configuration: the window */
+    usleep(150); /* parse the rest of the configuration: the window */
     pthread_mutex_lock(&mu);
     g_cfg = cfg; /* BUG: initialization, after the use it should precede */
     pthread_mutex_unlock(&mu);

@@ -69,7 +69,7 @@ static void *worker(void *arg)
     struct session *s;
     while ((s = session_get()) != NULL) {
         sum += s->id + s->payload[0];
-        session_put(s, 60);
+        session_put(s, 100);
         usleep(400); /* next request */
     }
     return (void *)sum;
