@@ -7,9 +7,12 @@
 #   BUILD_DIR    meson build directory (the samples are BUILD_DIR/samples/NAME)
 #   N            runs per sample (default 500)
 #   SAMPLE...    sample names (default: every sample built)
-#   --traced P   run each sample as `P [ARGS] [--points samples/NAME.points] -- sample`
+#   --traced P   run each sample under aviso-trace P, as the bench's baseline series does:
+#                `P [ARGS] --runs N --no-avoid --fail-on-exit --hang-timeout S --state-dir TMP
+#                [--points samples/NAME.points] -- sample`, with a fresh model store in a
+#                temporary directory (never loading constraints: the sample's own rate)
 #   --timeout S  per-run timeout in seconds (default 5); a run still alive is killed with
-#                SIGKILL and counted as a failure of kind "hang"
+#                SIGKILL (traced: aviso-trace's --hang-timeout) and counted as kind "hang"
 #   --trace-args extra arguments for aviso-trace, before "--" (default: none)
 #   --no-points  do not pass NAME.points to aviso-trace even where it exists
 #
@@ -19,7 +22,7 @@
 set -u
 
 usage() {
-    sed -n '3,19p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '3,22p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -75,26 +78,21 @@ fi
 [ ${#names[@]} -gt 0 ] || { echo "rates.sh: no samples found in $build/samples" >&2; exit 2; }
 
 ulimit -c 0
+tmp=""
+if [ -n "$traced" ]; then
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/rates.XXXXXX") || exit 1
+    trap 'rm -rf "$tmp"' EXIT
+fi
 tmo_ms=$(awk -v t="$tmo" 'BEGIN { printf "%d", t * 1000 }')
 
 now_ms() { date +%s%3N; }
 
 # One run; prints the outcome kind: ok, hang, SIGxxx or exitN.
 run_once() {
-    local exe=$1 name=$2 rc t0 t1
-    local cmd=("$exe")
-    if [ -n "$traced" ]; then
-        cmd=("$traced")
-        # shellcheck disable=SC2206
-        [ -n "$trace_args" ] && cmd+=($trace_args)
-        if [ "$points" = 1 ] && [ -f "$here/$name.points" ]; then
-            cmd+=(--points "$here/$name.points")
-        fi
-        cmd+=(-- "$exe")
-    fi
+    local exe=$1 rc t0 t1
     t0=$(now_ms)
     # The subshell keeps bash's "Killed"/"Segmentation fault" notices off the terminal.
-    ( timeout -s KILL "$tmo" "${cmd[@]}" </dev/null >/dev/null 2>&1 ) 2>/dev/null
+    ( timeout -s KILL "$tmo" "$exe" </dev/null >/dev/null 2>&1 ) 2>/dev/null
     rc=$?
     t1=$(now_ms)
     if [ "$rc" = 0 ]; then
@@ -106,6 +104,42 @@ run_once() {
     else
         echo "exit$rc"
     fi
+}
+
+# The outcome kind of a wait status from aviso-trace's --runs-log; its exit 124 is a hang.
+status_kind() {
+    local st=$1
+    if [ "$st" = 0 ]; then
+        echo ok
+    elif [ $((st & 0x7f)) != 0 ]; then
+        echo "SIG$(kill -l $((st & 0x7f)) 2>/dev/null || echo $((st & 0x7f)))"
+    elif [ $(((st >> 8) & 0xff)) = 124 ]; then
+        echo hang
+    else
+        echo "exit$(((st >> 8) & 0xff))"
+    fi
+}
+
+# All runs of one sample under aviso-trace --runs; prints one outcome kind per run.
+run_traced() {
+    local exe=$1 name=$2 log="$tmp/$name.jsonl"
+    local cmd=("$traced")
+    # shellcheck disable=SC2206
+    [ -n "$trace_args" ] && cmd+=($trace_args)
+    cmd+=(--runs "$runs" --no-avoid --fail-on-exit --hang-timeout "$tmo"
+          --state-dir "$tmp/$name.state" --runs-log "$log")
+    if [ "$points" = 1 ] && [ -f "$here/$name.points" ]; then
+        cmd+=(--points "$here/$name.points")
+    fi
+    "${cmd[@]}" -- "$exe" </dev/null >/dev/null 2>"$tmp/$name.stderr"
+    local n
+    n=$(grep -c '"status":' "$log" 2>/dev/null)
+    if [ "${n:-0}" != "$runs" ]; then
+        echo "rates.sh: $name: aviso-trace logged ${n:-0} of $runs runs" \
+            "($(tail -n 1 "$tmp/$name.stderr"))" >&2
+        return 1
+    fi
+    grep -o '"status":[0-9]*' "$log" | while IFS=: read -r _ st; do status_kind "$st"; done
 }
 
 mode="untraced"
@@ -122,17 +156,34 @@ for name in "${names[@]}"; do
     declare -A kinds=()
     fails=0
     start=$(now_ms)
-    for ((i = 1; i <= runs; i++)); do
-        k=$(run_once "$exe" "$name")
-        if [ "$k" != ok ]; then
-            fails=$((fails + 1))
-            kinds[$k]=$(( ${kinds[$k]:-0} + 1 ))
+    if [ -n "$traced" ]; then
+        printf '%s: %d runs under aviso-trace...' "$name" "$runs" >&2
+        if ! outcomes=$(run_traced "$exe" "$name"); then
+            echo >&2
+            unset kinds
+            continue
         fi
-        if [ $((i % 50)) = 0 ] || [ "$i" = "$runs" ]; then
-            printf '\r%s: %d/%d runs, %d failures, %ds   ' "$name" "$i" "$runs" "$fails" \
-                $(( ($(now_ms) - start) / 1000 )) >&2
-        fi
-    done
+        for k in $outcomes; do
+            if [ "$k" != ok ]; then
+                fails=$((fails + 1))
+                kinds[$k]=$(( ${kinds[$k]:-0} + 1 ))
+            fi
+        done
+        printf '\r%s: %d/%d runs, %d failures, %ds   ' "$name" "$runs" "$runs" "$fails" \
+            $(( ($(now_ms) - start) / 1000 )) >&2
+    else
+        for ((i = 1; i <= runs; i++)); do
+            k=$(run_once "$exe")
+            if [ "$k" != ok ]; then
+                fails=$((fails + 1))
+                kinds[$k]=$(( ${kinds[$k]:-0} + 1 ))
+            fi
+            if [ $((i % 50)) = 0 ] || [ "$i" = "$runs" ]; then
+                printf '\r%s: %d/%d runs, %d failures, %ds   ' "$name" "$i" "$runs" "$fails" \
+                    $(( ($(now_ms) - start) / 1000 )) >&2
+            fi
+        done
+    fi
     echo >&2
     outs=""
     for k in $(printf '%s\n' "${!kinds[@]}" | sort); do
