@@ -126,6 +126,16 @@ bool bp_insn_cond_taken(int cond, uint64_t eflags);
 size_t bp_insn_find_jumps_to(const uint8_t *code, size_t size, uint64_t addr, uint64_t target,
 			     uint64_t *ret_addrs, size_t max);
 
+/*
+ * Whether the code of the function @code (@size bytes, at @addr) from @from to @to runs only
+ * straight through: no instruction in [@from, @to) that can send control elsewhere than the
+ * next one (a call comes back to it), no jump or call in the function that lands in
+ * (@from, @to], and @to the start of an instruction. Then @to executes only right after @from,
+ * in the same pass. A function with an indirect jump (a switch's table) is never straight.
+ */
+bool bp_insn_straight(const uint8_t *code, size_t size, uint64_t addr, uint64_t from,
+		      uint64_t to);
+
 /* ---- Target memory (mem.c): /proc/PID/mem, which writes through read-only text ---- */
 
 int bp_mem_open(pid_t pid, int *ret_fd);

@@ -368,3 +368,51 @@ bp_insn_find_jumps_to(const uint8_t *code, size_t size, uint64_t addr, uint64_t 
 	cs_free(insn, 1);
 	return n;
 }
+
+bool
+bp_insn_straight(const uint8_t *code, size_t size, uint64_t addr, uint64_t from, uint64_t to)
+{
+	const uint8_t *p = code;
+	uint64_t at = addr;
+	size_t left = size;
+	bool straight = true, met_to = false;
+	cs_insn *insn;
+
+	if (from >= to || from < addr || to >= addr + size || ensure_decoder() < 0)
+		return false;
+	insn = cs_malloc(decoder);
+	if (!insn)
+		return false;
+	while (left > 0 && straight) {
+		uint64_t here = at;
+
+		if (!cs_disasm_iter(decoder, &p, &left, &at, insn)) {
+			/* Padding or data: step over a byte; not between @from and @to. */
+			straight = here < from || here > to;
+			p++, at++, left--;
+			continue;
+		}
+		met_to |= here == to;
+		if (here >= from && here < to && here + insn->size > to)
+			straight = false; /* @to is not where an instruction begins */
+		bool jump = in_group(insn, CS_GRP_JUMP), call = in_group(insn, CS_GRP_CALL);
+		if (here >= from && here < to &&
+		    (jump || in_group(insn, CS_GRP_RET) || in_group(insn, CS_GRP_INT) ||
+		     in_group(insn, CS_GRP_IRET) || insn->id == X86_INS_UD2 ||
+		     insn->id == X86_INS_HLT))
+			straight = false; /* control may leave the run */
+		if (!jump && !call)
+			continue;
+		const cs_x86 *x = &insn->detail->x86;
+		if (x->op_count != 1 || x->operands[0].type != X86_OP_IMM) {
+			if (jump)
+				straight = false; /* indirect (a switch): its targets are unknown */
+			continue;
+		}
+		uint64_t target = branch_target(x);
+		if (target > from && target <= to)
+			straight = false; /* a way into the run other than through @from */
+	}
+	cs_free(insn, 1);
+	return straight && met_to;
+}

@@ -171,8 +171,8 @@ cmp_func(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
-/* Start of the function that holds offset @off, or UINT64_MAX (none, or one over 1 MiB). */
-static uint64_t
+/* The function that holds offset @off, or NULL (none, or one over 1 MiB). */
+static const struct func_range *
 func_of(const struct funcs *f, uint64_t off)
 {
 	size_t lo = 0, hi = f->n;
@@ -186,8 +186,30 @@ func_of(const struct funcs *f, uint64_t off)
 	}
 	for (size_t i = lo; i-- > 0 && f->v[i].start + (1u << 20) > off;)
 		if (off < f->v[i].end)
-			return f->v[i].start;
-	return UINT64_MAX;
+			return &f->v[i];
+	return NULL;
+}
+
+/*
+ * Whether the code of @fn (offsets in @m) from @first to @later runs only straight through
+ * (bp_insn_straight): then @later executes only right after @first, and a breakpoint there
+ * would stop the thread a second time in one pass of the statement.
+ */
+static bool
+straight_between(struct plant_ctx *c, const struct bp_module *m, const struct func_range *fn,
+		 uint64_t first, uint64_t later)
+{
+	uint64_t size = fn->end - fn->start;
+	uint8_t *code;
+	bool straight = false;
+
+	if (size > MAX_FUNCTION_SCAN || !(code = malloc(size)))
+		return false;
+	if (bp_aspace_read(c->p->as, m->base + fn->start, code, size) == 0)
+		straight = bp_insn_straight(code, size, m->base + fn->start, m->base + first,
+					    m->base + later);
+	free(code);
+	return straight;
 }
 
 /*
@@ -197,7 +219,11 @@ func_of(const struct funcs *f, uint64_t off)
  * later addresses of an entry in one function (@elf's symbols) are aliases of its first: one
  * line's statement, interleaved with another's by the compiler, is one site, named where it
  * begins (lost_update's load of line 42 lies between its two addresses, and a constraint whose
- * B is the second would begin after the access it is about).
+ * B is the second would begin after the access it is about). A later address that the code
+ * reaches only straight from the first one gets no breakpoint at all: it would be a second
+ * stop in the same pass of the statement, and a stop is time (lost_update's trailer loads at
+ * line 66's first address and stores at its second: stopped there, it held its load for the
+ * length of a stop while the compressor's store came in between and was lost).
  */
 static void
 plant_points(struct plant_ctx *c, struct bp_module *m, const struct bp_elf *elf,
@@ -217,29 +243,29 @@ plant_points(struct plant_ctx *c, struct bp_module *m, const struct bp_elf *elf,
 	for (size_t i = 0; i < n; i++) {
 		for (size_t k = 0; k < addrs[i].n; k++) {
 			int pending = 0;
-			uint64_t at = m->base + addrs[i].offsets[k];
+			uint64_t off = addrs[i].offsets[k], at = m->base + off, first = 0;
+			const struct func_range *fn = funcs.n ? func_of(&funcs, off) : NULL;
 			struct bp_breakpoint *bp;
-			uint64_t fn;
 
+			/* The first of the entry's earlier addresses in the function that it
+			 * planted (not one another entry took first): the alias's site. */
+			for (size_t j = 0; fn && j < k && !first; j++) {
+				const struct bp_breakpoint *f =
+				    bp_aspace_lookup(c->p->as, m->base + addrs[i].offsets[j]);
+				if (f && f->tag == tag && f->group == i &&
+				    func_of(&funcs, addrs[i].offsets[j]) == fn)
+					first = m->base + addrs[i].offsets[j];
+			}
+			if (first && straight_between(c, m, fn, first - m->base, off))
+				continue;
 			r = bp_aspace_insert(c->p->as, c->tid, at, tag, &pending);
 			if (r == 0) {
 				bp = bp_aspace_lookup(c->p->as, at);
 				if (bp && addrs[i].ends[k])
 					bp->span_end = m->base + addrs[i].ends[k];
-				if (bp)
+				if (bp) {
 					bp->group = (uint32_t)i;
-				fn = bp && funcs.n ? func_of(&funcs, addrs[i].offsets[k]) : UINT64_MAX;
-				for (size_t j = 0; fn != UINT64_MAX && j < k; j++) {
-					uint64_t first = m->base + addrs[i].offsets[j];
-					const struct bp_breakpoint *f =
-					    bp_aspace_lookup(c->p->as, first);
-
-					/* Not an address another entry planted first. */
-					if (f && f->tag == tag && f->group == i &&
-					    func_of(&funcs, addrs[i].offsets[j]) == fn) {
-						bp->alias = first;
-						break;
-					}
+					bp->alias = first;
 				}
 				c->planted++;
 				found[i] = true;
@@ -250,8 +276,8 @@ plant_points(struct plant_ctx *c, struct bp_module *m, const struct bp_elf *elf,
 				found[i] |= bp && bp->tag == tag;
 			} else {
 				log_msg("%s: cannot plant %s %d at %s+0x%" PRIx64 ": %s", option,
-					points[i].file, points[i].line, m->name,
-					addrs[i].offsets[k], strerror(-r));
+					points[i].file, points[i].line, m->name, off,
+					strerror(-r));
 			}
 		}
 	}

@@ -506,11 +506,13 @@ point_sites_in(const char *path, const char *func)
 }
 
 /*
- * One entry of a points file is one point, whatever its addresses. Built by gcc 12 -O2,
- * lost_update.c:42 begins a statement at two addresses of the compressor (its load between
- * them, interleaved with the inlined zoo_crunch()), and line 66 at two of the trailer, the
- * second of which is also line 67's only one. The compressor's points are then two sites (lines
- * 42 and 48), the trailer's one; and line 67, which shares its address, is no "no code".
+ * One entry of a points file is one point, whatever its addresses, and one stop a pass. Built
+ * by gcc 12 -O2, lost_update.c:42 begins a statement at two addresses of the compressor (its
+ * load between them), and line 66 at two of the trailer (its load, then its store); the code
+ * runs straight from each first address to the second, which then gets no breakpoint. The
+ * compressor's points are two sites (lines 42 and 48) and stop it twice an iteration, the
+ * trailer's one, once a run. A breakpoint at line 66's second address held the trailer between
+ * its load and its store for the length of a stop.
  */
 START_TEST(one_line_in_one_function_is_one_point_site)
 {
@@ -529,6 +531,10 @@ START_TEST(one_line_in_one_function_is_one_point_site)
 	ck_assert_msg(!strstr(r.err, "no code"), "%s", r.err);
 	ck_assert_int_eq(point_sites_in(events, " compressor"), 2);
 	ck_assert_int_eq(point_sites_in(events, " trailer"), 1);
+	int stores = count_events(events, "point", "lost_update.c:48 ");
+	ck_assert_int_ge(stores, 1);
+	ck_assert_int_eq(count_events(events, "point", "lost_update.c:66 "), 1);
+	ck_assert_int_eq(count_events(events, "point", "lost_update.c:"), 2 * stores + 1);
 }
 END_TEST
 

@@ -206,6 +206,35 @@ START_TEST(jumps_back_to_the_entry)
 }
 END_TEST
 
+START_TEST(straight_runs_of_code)
+{
+	/* mov x(%rip),%rax; add $7,%rax; xchg %rax,x(%rip); ret; then jmp back to the add */
+	static const uint8_t rmw[] = {0x48, 0x8b, 0x05, 0, 0, 0, 0, 0x48, 0x83, 0xc0, 0x07,
+				      0x48, 0x87, 0x05, 0, 0, 0, 0, 0xc3, 0xeb, 0xec};
+	/* test %rax,%rax; je +2; xor %eax,%eax; ret */
+	static const uint8_t cond[] = {0x48, 0x85, 0xc0, 0x74, 0x02, 0x31, 0xc0, 0xc3};
+	/* call *%rax; nop; ret; jmp *%rax */
+	static const uint8_t ind[] = {0xff, 0xd0, 0x90, 0xc3, 0xff, 0xe0};
+	size_t rmw_ret = sizeof(rmw) - 2; /* the function without its jump back */
+
+	ck_assert(bp_insn_straight(rmw, rmw_ret, ADDR, ADDR, ADDR + 11));
+	ck_assert(bp_insn_straight(rmw, rmw_ret, ADDR, ADDR, ADDR + 18));
+	ck_assert(!bp_insn_straight(rmw, rmw_ret, ADDR, ADDR, ADDR + 12)); /* mid-instruction */
+	ck_assert(!bp_insn_straight(rmw, rmw_ret, ADDR, ADDR + 11, ADDR));
+	ck_assert(!bp_insn_straight(rmw, rmw_ret, ADDR, ADDR, ADDR + 19)); /* past the end */
+	/* The jump back lands inside the run from the mov, not inside the one from the add. */
+	ck_assert(!bp_insn_straight(rmw, sizeof(rmw), ADDR, ADDR, ADDR + 11));
+	ck_assert(bp_insn_straight(rmw, sizeof(rmw), ADDR, ADDR + 7, ADDR + 11));
+	/* A conditional branch in the run leaves it; one that lands at its end enters it. */
+	ck_assert(!bp_insn_straight(cond, sizeof(cond), ADDR, ADDR, ADDR + 7));
+	ck_assert(!bp_insn_straight(cond, sizeof(cond), ADDR, ADDR + 5, ADDR + 7));
+	ck_assert(bp_insn_straight(cond, sizeof(cond), ADDR, ADDR, ADDR + 3));
+	/* A call comes back; an indirect jump anywhere in the function may land anywhere. */
+	ck_assert(bp_insn_straight(ind, 4, ADDR, ADDR, ADDR + 2));
+	ck_assert(!bp_insn_straight(ind, sizeof(ind), ADDR, ADDR, ADDR + 2));
+}
+END_TEST
+
 /*
  * A relocated copy run for real: "original" code at X loads a RIP-relative quad and returns;
  * its first instruction is planned into a slot elsewhere in the page and called there.
@@ -682,6 +711,7 @@ breakpoints_suite(void)
 	tcase_add_test(plans, ring_routine_appends_and_preserves);
 	tcase_add_test(plans, pad_plans);
 	tcase_add_test(plans, jumps_back_to_the_entry);
+	tcase_add_test(plans, straight_runs_of_code);
 	tcase_add_test(files, elf_symbols_and_build_id);
 	tcase_add_test(files, symbolize_own_code);
 	tcase_add_test(files, mem_errors);
