@@ -32,7 +32,7 @@ static void *worker(void *arg)
         if (s)
             break;
         flushed += zoo_crunch(2000) & 1;
-        usleep(100); /* flush the batch: the window */
+        usleep(200); /* flush the batch: the window */
         pthread_mutex_lock(&mu);
         pthread_cond_wait(&kick, &mu); /* BUG: ... but not here */
         pthread_mutex_unlock(&mu);

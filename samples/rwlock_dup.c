@@ -90,7 +90,7 @@ static void *reloader(void *arg)
         *e = reg[--nreg]; /* remove the stale entry */
     pthread_rwlock_unlock(&reg_lock);
     unsigned v = zoo_crunch(3000);
-    usleep(100); /* rebuild the entry: the window */
+    usleep(250); /* rebuild the entry: the window */
     pthread_rwlock_wrlock(&reg_lock);
     insert("codec", v); /* BUG: races with the request thread's get_or_create */
     pthread_rwlock_unlock(&reg_lock);
