@@ -11,6 +11,7 @@
 #ifndef ZOO_H
 #define ZOO_H
 
+#include <errno.h>
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,7 +43,7 @@ static inline void zoo_tick(long us)
     ns += us * 1000 - ns % (us * 1000);
     t.tv_sec = ns / 1000000000;
     t.tv_nsec = ns % 1000000000;
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL) != 0)
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL) == EINTR)
         ;
 }
 
@@ -53,8 +54,8 @@ static inline void zoo_tick(long us)
  * runs its loop freely. The work's own variation (about 0.5 ms here for 12 steps) is not
  * enough: when the two threads share a CPU (a tracer's threads often end up so), the loop
  * thread runs only while this one sleeps, its iterations begin at this one's sleeps, and the
- * action came at one fixed point of the loop (refcount under aviso-trace: 87 of 100 runs
- * within 10 us of it, a rate of 2% or 80% depending on a few microseconds of window). */
+ * action came at one point of the loop (refcount under aviso-trace: 74 of 99 runs within
+ * the same 10 us, a rate of 2% or 80% depending on a few microseconds of window). */
 static inline void zoo_other_work(int steps)
 {
     for (int i = 0; i < 2 * steps; i++) {
