@@ -84,6 +84,8 @@ if [ -n "$traced" ]; then
     trap 'rm -rf "$tmp"' EXIT
 fi
 tmo_ms=$(awk -v t="$tmo" 'BEGIN { printf "%d", t * 1000 }')
+# aviso-trace's --hang-timeout takes whole seconds: the timeout rounded up.
+tmo_s=$(awk -v t="$tmo" 'BEGIN { s = int(t); if (s < t) s++; if (s < 1) s = 1; print s }')
 
 now_ms() { date +%s%3N; }
 
@@ -126,7 +128,7 @@ run_traced() {
     local cmd=("$traced")
     # shellcheck disable=SC2206
     [ -n "$trace_args" ] && cmd+=($trace_args)
-    cmd+=(--runs "$runs" --no-avoid --fail-on-exit --hang-timeout "$tmo"
+    cmd+=(--runs "$runs" --no-avoid --fail-on-exit --hang-timeout "$tmo_s"
           --state-dir "$tmp/$name.state" --runs-log "$log")
     if [ "$points" = 1 ] && [ -f "$here/$name.points" ]; then
         cmd+=(--points "$here/$name.points")
