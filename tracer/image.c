@@ -270,8 +270,9 @@ plant_points(struct plant_ctx *c, struct bp_module *m, const struct bp_elf *elf,
 				c->planted++;
 				found[i] = true;
 			} else if (r == -EEXIST) {
-				/* Two entries that begin a statement at one address (lines 66 and
-				 * 67 of "seen = load(x); store(x, seen + 1)"): the first one's. */
+				/* Two entries that begin a statement at one address (a line listed
+				 * twice, or a later address of one line that begins another): the
+				 * first one's. */
 				bp = bp_aspace_lookup(c->p->as, at);
 				found[i] |= bp && bp->tag == tag;
 			} else {
