@@ -149,6 +149,20 @@ mode="untraced"
 echo "# rates.sh: $mode, $runs runs per sample, timeout ${tmo}s, $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -n), $(nproc) CPUs" 
 printf '%-16s %6s %8s %7s  %s\n' sample runs failures rate outcomes
 
+# Counts one run's outcome kind $1 into fails and kinds.
+count() {
+    if [ "$1" != ok ]; then
+        fails=$((fails + 1))
+        kinds[$1]=$(( ${kinds[$1]:-0} + 1 ))
+    fi
+}
+
+# The progress line, after $1 runs.
+progress() {
+    printf '\r%s: %d/%d runs, %d failures, %ds   ' "$name" "$1" "$runs" "$fails" \
+        $(( ($(now_ms) - start) / 1000 )) >&2
+}
+
 for name in "${names[@]}"; do
     exe="$build/samples/$name"
     if [ ! -x "$exe" ]; then
@@ -166,23 +180,14 @@ for name in "${names[@]}"; do
             continue
         fi
         for k in $outcomes; do
-            if [ "$k" != ok ]; then
-                fails=$((fails + 1))
-                kinds[$k]=$(( ${kinds[$k]:-0} + 1 ))
-            fi
+            count "$k"
         done
-        printf '\r%s: %d/%d runs, %d failures, %ds   ' "$name" "$runs" "$runs" "$fails" \
-            $(( ($(now_ms) - start) / 1000 )) >&2
+        progress "$runs"
     else
         for ((i = 1; i <= runs; i++)); do
-            k=$(run_once "$exe")
-            if [ "$k" != ok ]; then
-                fails=$((fails + 1))
-                kinds[$k]=$(( ${kinds[$k]:-0} + 1 ))
-            fi
+            count "$(run_once "$exe")"
             if [ $((i % 50)) = 0 ] || [ "$i" = "$runs" ]; then
-                printf '\r%s: %d/%d runs, %d failures, %ds   ' "$name" "$i" "$runs" "$fails" \
-                    $(( ($(now_ms) - start) / 1000 )) >&2
+                progress "$i"
             fi
         done
     fi

@@ -65,8 +65,26 @@ struct plant_ctx {
 	int first_error;
 };
 
-/* Functions larger than this are not searched for jumps back to their entry. */
+/* Functions larger than this are not decoded (jumps back to the entry, straight runs). */
 #define MAX_FUNCTION_SCAN (64 * 1024)
+
+/*
+ * The code of the function at @entry, @size bytes, as the program has it (our int3s hidden):
+ * malloc'd, or NULL when it is larger than MAX_FUNCTION_SCAN or cannot be read.
+ */
+static uint8_t *
+function_code(struct plant_ctx *c, uint64_t entry, uint64_t size)
+{
+	uint8_t *code;
+
+	if (size > MAX_FUNCTION_SCAN || !(code = malloc(size)))
+		return NULL;
+	if (bp_aspace_read(c->p->as, entry, code, size) < 0) {
+		free(code);
+		return NULL;
+	}
+	return code;
+}
 
 /*
  * A jump inside a function back to its own entry (glibc's pthread_spin_lock retries that way)
@@ -80,21 +98,19 @@ plant_reentries(struct plant_ctx *c, uint64_t entry, uint64_t size)
 	uint8_t *code;
 	size_t n;
 
-	if (size < 2 || size > MAX_FUNCTION_SCAN || !(code = malloc(size)))
+	if (size < 2 || !(code = function_code(c, entry, size)))
 		return;
-	if (bp_aspace_read(c->p->as, entry, code, size) == 0) {
-		n = bp_insn_find_jumps_to(code, size, entry, entry, jumps, 8);
-		for (size_t i = 0; i < n && i < 8; i++) {
-			const uint8_t *at = code + (jumps[i] - entry);
-			struct bp_insn plan;
-			int pending = 0;
+	n = bp_insn_find_jumps_to(code, size, entry, entry, jumps, 8);
+	for (size_t i = 0; i < n && i < 8; i++) {
+		const uint8_t *at = code + (jumps[i] - entry);
+		struct bp_insn plan;
+		int pending = 0;
 
-			/* Only jumps whose direction the tracer can tell: jmp, and jcc on flags. */
-			if (bp_insn_plan(at, size - (jumps[i] - entry), jumps[i], jumps[i], &plan) < 0 ||
-			    (plan.kind != BP_RESUME_JMP && plan.cond < 0))
-				continue;
-			bp_aspace_insert(c->p->as, c->tid, jumps[i], TAG_REENTRY, &pending);
-		}
+		/* Only jumps whose direction the tracer can tell: jmp, and jcc on flags. */
+		if (bp_insn_plan(at, size - (jumps[i] - entry), jumps[i], jumps[i], &plan) < 0 ||
+		    (plan.kind != BP_RESUME_JMP && plan.cond < 0))
+			continue;
+		bp_aspace_insert(c->p->as, c->tid, jumps[i], TAG_REENTRY, &pending);
 	}
 	free(code);
 }
@@ -199,15 +215,11 @@ static bool
 straight_between(struct plant_ctx *c, const struct bp_module *m, const struct func_range *fn,
 		 uint64_t first, uint64_t later)
 {
-	uint64_t size = fn->end - fn->start;
-	uint8_t *code;
-	bool straight = false;
+	uint64_t entry = m->base + fn->start, size = fn->end - fn->start;
+	uint8_t *code = function_code(c, entry, size);
+	bool straight = code && bp_insn_straight(code, size, entry, m->base + first,
+						 m->base + later);
 
-	if (size > MAX_FUNCTION_SCAN || !(code = malloc(size)))
-		return false;
-	if (bp_aspace_read(c->p->as, m->base + fn->start, code, size) == 0)
-		straight = bp_insn_straight(code, size, m->base + fn->start, m->base + first,
-					    m->base + later);
 	free(code);
 	return straight;
 }
