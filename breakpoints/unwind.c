@@ -47,10 +47,13 @@
 /* Cached functions. Past this the cache is emptied and refilled (memory stays bounded). */
 #define MAX_CACHED 8192
 /*
- * Pages of unwind tables (.eh_frame_hdr, .eh_frame) kept across unwinds, direct-mapped by page
- * number: 512 slots of 4 KiB at most, 2 MiB.
+ * Pages of unwind tables (.eh_frame_hdr, .eh_frame) kept across unwinds: at most 512 (2 MiB), in
+ * an open-addressed set of twice as many slots. A page is never evicted alone: the CFI of a cached
+ * function is read from them at every step, and a kept copy unwound after its thread died has
+ * nowhere else to read it. Once full, the set is emptied with the function cache.
  */
-#define TABLE_SLOTS 512
+#define MAX_TABLE_PAGES 512
+#define TABLE_SLOTS 1024
 
 struct page {
 	uint64_t addr;
@@ -73,7 +76,8 @@ struct bp_unwinder {
 	size_t nfns, capfns;
 	struct page pages[NPAGES]; /* valid for the current unwind only */
 	unsigned npages, next_page, page_reads;
-	struct page *tables[TABLE_SLOTS]; /* read while finding a function's CFI: read-only data */
+	struct page *tables[TABLE_SLOTS]; /* CFI, read-only data: see target_page() */
+	unsigned ntables;
 	bool dyn_checked; /* get_dyn_info_list_addr asked once: x86-64 targets have none */
 	int dyn_result;
 	unw_word_t dyn_addr;
@@ -180,10 +184,15 @@ bp_stack_copy(pid_t tid, uint64_t sp, void *buf, size_t len)
 	return (int)r;
 }
 
-static size_t
-table_slot(uint64_t page)
+/* The slot of table page @page, or the empty slot where it would go. */
+static struct page **
+table_slot(struct bp_unwinder *u, uint64_t page)
 {
-	return (size_t)((page / PAGE) * 0x9e3779b97f4a7c15ull >> 55) % TABLE_SLOTS;
+	size_t i = (size_t)((page / PAGE) * 0x9e3779b97f4a7c15ull >> 32) % TABLE_SLOTS;
+
+	while (u->tables[i] && u->tables[i]->addr != page)
+		i = (i + 1) % TABLE_SLOTS;
+	return &u->tables[i];
 }
 
 static void
@@ -193,30 +202,35 @@ tables_clear(struct bp_unwinder *u)
 		free(u->tables[i]);
 		u->tables[i] = NULL;
 	}
+	u->ntables = 0;
 }
 
 /*
- * A whole target page. Pages of unwind tables (read from inside _UPT_find_proc_info) are kept
- * until the next flush: they lie in a module's read-only segment, and the CFI interpreter reads
- * them again, a byte at a time, at every step. Other pages (stack beyond the copy, code) are
- * kept for the current unwind only: the target runs between unwinds. NULL when unreadable.
+ * A whole target page. Pages of unwind tables are kept until the next flush: they lie in a
+ * module's read-only segment, and the CFI interpreter reads them again, a byte at a time, at
+ * every step. A table page is one read from inside _UPT_find_proc_info, or the page right after
+ * one: a CIE's or an FDE's instructions may run into the next page, which only the interpreter
+ * reads, after the lookup. Other pages (stack beyond the copy, code) are kept for the current
+ * unwind only: the target runs between unwinds. NULL when unreadable.
  */
 static const uint8_t *
 target_page(struct call *c, uint64_t page)
 {
 	struct bp_unwinder *u = c->u;
-	struct page *p, *t = u->tables[table_slot(page)];
+	struct page *p, **slot = table_slot(u, page);
+	bool table;
 	ssize_t r;
 
-	if (t && t->addr == page)
-		return t->data;
+	if (*slot)
+		return (*slot)->data;
 	for (unsigned i = 0; i < u->npages; i++)
 		if (u->pages[i].addr == page)
 			return u->pages[i].readable ? u->pages[i].data : NULL;
 	if (c->gone || u->page_reads >= MAX_PAGE_READS)
 		return NULL;
-	/* Unwind tables are read from inside _UPT_find_proc_info; stack pages never are. */
-	if (c->strict && !c->in_find_pi && page + PAGE > c->stack_lo &&
+	table = c->in_find_pi || (page >= PAGE && *table_slot(u, page - PAGE));
+	/* Unwind tables lie in modules; stack pages are never among them. */
+	if (c->strict && !table && page + PAGE > c->stack_lo &&
 	    page < c->stack_lo + STRICT_STACK_WINDOW)
 		return NULL;
 	u->page_reads++;
@@ -231,9 +245,10 @@ target_page(struct call *c, uint64_t page)
 		c->gone = true;
 	if (!p->readable)
 		return NULL;
-	if (c->in_find_pi && (t || (t = malloc(sizeof(*t))))) {
-		memcpy(t, p, sizeof(*t));
-		u->tables[table_slot(page)] = t;
+	/* Full: unwind() empties the set before the next unwind, not under libunwind's feet. */
+	if (table && u->ntables < MAX_TABLE_PAGES && (*slot = malloc(sizeof(**slot)))) {
+		memcpy(*slot, p, sizeof(**slot));
+		u->ntables++;
 	}
 	return p->data;
 }
@@ -621,6 +636,10 @@ unwind(struct bp_unwinder *u, pid_t tid, const struct user_regs_struct *regs, co
 		}
 	}
 	u->npages = u->next_page = u->page_reads = 0;
+	if (u->ntables == MAX_TABLE_PAGES) { /* no function's CFI may outlive its pages */
+		cache_clear(u);
+		tables_clear(u);
+	}
 	pcs[n++] = regs->rip;
 	if (n == max)
 		return n;

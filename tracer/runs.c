@@ -60,15 +60,32 @@ plan_constraints(const struct model_plan *plan)
 
 /* The program of the run in progress, for tracer_runs_forward(). */
 static volatile pid_t current_pid;
-/* A SIGTERM or SIGHUP came: the series ends with the run in progress. */
+/* The SIGTERM or SIGHUP that came: the series ends with the run in progress. 0: none. */
 static volatile sig_atomic_t stop_series;
 
 void
 tracer_runs_forward(int sig)
 {
-	stop_series = 1;
+	stop_series = sig;
 	if (current_pid > 0)
 		kill(current_pid, sig);
+}
+
+/* Makes @pid the program a SIGTERM or SIGHUP is passed on to, and passes on one that came before
+ * it (while the run was being planned or launched); blocked meanwhile, it is passed on once. */
+static void
+forward_to(pid_t pid)
+{
+	sigset_t set, old;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, &old);
+	current_pid = pid;
+	if (stop_series)
+		kill(pid, stop_series);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 /* Whether the run that ended with @status was stopped from outside: a SIGTERM or SIGHUP sent
@@ -213,7 +230,8 @@ hand_tick(void *ctx)
 			strerror(-e));
 }
 
-/* One run: plan, launch, trace, outcome. Returns 0 (status in *ret_status) or a launch error. */
+/* One run: plan, launch, trace, outcome. Returns 0 (status in *ret_status), 1 when the run was
+ * interrupted and not reported, or a launch error. */
 static int
 one_run(struct backend *be, const struct model_program *prog, const struct tracer_options *opt,
 	const struct tracer_runs_options *ro, uint64_t seed, unsigned i, const char *path,
@@ -255,7 +273,7 @@ one_run(struct backend *be, const struct model_program *prog, const struct trace
 	r = tracer_launch(t, path, argv);
 	if (r < 0)
 		goto leave;
-	current_pid = tracer_main_pid(t);
+	forward_to(tracer_main_pid(t));
 	r = tracer_run(t, ret_status);
 	current_pid = 0;
 	t0 = now_ns() - t0; /* the run's duration, from plan to exit */
@@ -268,6 +286,7 @@ one_run(struct backend *be, const struct model_program *prog, const struct trace
 		 * as an open run), not counted. */
 		if (ro->runs > 1)
 			log_msg("run %u interrupted: not reported", i + 1);
+		r = 1;
 		goto leave;
 	}
 
@@ -354,13 +373,17 @@ tracer_runs(const struct tracer_options *opt, const struct tracer_runs_options *
 	r = 0;
 	struct tracer_options o = *opt;
 	o.site_memo = ro->runs > 1 ? site_memo_create() : NULL; /* NULL: each run its own */
-	for (unsigned i = 0; i < ro->runs && !stop_series; i++) {
+	for (unsigned i = 0; i < ro->runs; i++) {
+		if (stop_series) { /* it came between runs: the one before is reported */
+			if (ro->runs > 1)
+				log_msg("interrupted before run %u", i + 1);
+			break;
+		}
 		r = one_run(be, &prog, &o, ro, run_seed(seed, i), i, path, argv, &k, ret_status);
-		if (r < 0)
+		if (r != 0) { /* an interrupt ends the series, as it ends the program */
+			r = r < 0 ? r : 0;
 			break;
-		/* An interrupt ends the series, as it ends the program. */
-		if (interrupted(*ret_status))
-			break;
+		}
 	}
 	if (ro->runs > 1 && isatty(STDERR_FILENO))
 		fputc('\n', stderr);

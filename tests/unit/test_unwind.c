@@ -332,18 +332,15 @@ START_TEST(saved_copy_after_the_thread_died)
 	waitpid(l.pid, NULL, __WALL);
 	ck_assert_int_eq(bp_stack_copy(l.pid, regs.rsp, copy, 8), -ESRCH);
 	ck_assert_int_eq(bp_unwind(l.u, l.pid, &regs, NULL, 0, pcs, 8), -ESRCH);
-	n = bp_unwind(l.u, l.pid, &regs, copy, (size_t)len, pcs, 8);
 	/*
-	 * KNOWN BUG (session 2 notes): in the ASan build of 2026-11-24 this unwind stops after 2
-	 * frames, deterministically, and adding code to this function or reverting an unrelated
-	 * change to dwarf.c makes it pass: the layout of the binary decides. A function whose
-	 * unwind info was not kept is looked up in the dead process's maps. Until that is found,
-	 * the frames it does give must be the live ones, and at least the caller's.
+	 * Every frame again. This failed now and then (session 2: deterministically in one ASan
+	 * build; 2 of 200 runs of session 9's build) while the kept unwind tables were
+	 * direct-mapped: two table pages on one slot evicted each other, and an FDE's instructions
+	 * running into the next page were never kept. A dead thread's table pages are not there.
 	 */
-	ck_assert_int_ge(n, 2);
-	ck_assert_mem_eq(pcs, live_pcs, (size_t)(n < 4 ? n : 4) * sizeof(pcs[0]));
-	if (n >= 4)
-		expect_callers(&l, pcs, n, 1, chain, 3);
+	ck_assert_int_eq(bp_unwind(l.u, l.pid, &regs, copy, (size_t)len, pcs, 8), n);
+	ck_assert_mem_eq(pcs, live_pcs, (size_t)n * sizeof(pcs[0]));
+	expect_callers(&l, pcs, n, 1, chain, 3);
 	bp_unwinder_destroy(l.u);
 	bp_symbolizer_destroy(l.sym);
 	bp_aspace_unref(l.as);
