@@ -91,8 +91,14 @@ struct thread {
  * canonical string ("prog+0x1234<prog+0x1180<libc.so.6+*"), with its symbolized frames and
  * its counts for -c.
  */
+/*
+ * A calling context. Two sites may share a string: an event at a point planted where a call
+ * returns has the call's return address as frame 0, exact, while the call's own events have it
+ * as a return address, symbolized as the call's line. Each has its own where and frames.
+ */
 struct site {
 	char *str;
+	bool ret0;		   /* frame 0 is a return address */
 	char *where;		   /* frame 0 as "file.c:12 func", or NULL */
 	unsigned nframes;
 	struct model_frame *frames; /* every string owned */

@@ -148,19 +148,20 @@ copy_frames(const struct model_frame *from, unsigned n)
 	return f;
 }
 
-/* The site of string @str in chain @head, or NULL. */
+/* The site of string @str whose frame 0 is a return address or not (@ret0) in chain @head, or
+ * NULL. */
 static struct site *
-find_site(struct site *head, const char *str)
+find_site(struct site *head, const char *str, bool ret0)
 {
 	for (struct site *s = head; s; s = s->next)
-		if (strcmp(s->str, str) == 0)
+		if (s->ret0 == ret0 && strcmp(s->str, str) == 0)
 			return s;
 	return NULL;
 }
 
 /* A new site @str with frames @frames (taken) and their "file:line func" as where. */
 static struct site *
-new_site(const char *str, struct model_frame *frames, unsigned n)
+new_site(const char *str, struct model_frame *frames, unsigned n, bool ret0)
 {
 	struct site *s = calloc(1, sizeof(*s));
 	char buf[1024];
@@ -171,6 +172,7 @@ new_site(const char *str, struct model_frame *frames, unsigned n)
 	}
 	s->frames = frames;
 	s->nframes = n;
+	s->ret0 = ret0;
 	s->str = strdup(str);
 	if (!s->str) {
 		site_free(s);
@@ -232,13 +234,13 @@ intern(struct tracer *t, struct process *p, const char *str, const uint64_t *pcs
 {
 	size_t h = hash_str(str) & (SITE_BUCKETS - 1);
 	struct site_memo *memo = t->opt.site_memo;
-	struct site *s = find_site(t->site_hash[h], str), *known;
+	struct site *s = find_site(t->site_hash[h], str, ret0), *known;
 	struct model_frame *frames;
 	bool keep = true;
 
 	if (s)
 		return s;
-	known = memo ? find_site(memo->hash[h], str) : NULL;
+	known = memo ? find_site(memo->hash[h], str, ret0) : NULL;
 	if (known) {
 		frames = copy_frames(known->frames, known->nframes);
 		n = known->nframes;
@@ -249,12 +251,12 @@ intern(struct tracer *t, struct process *p, const char *str, const uint64_t *pcs
 			keep &= frames[i].module != NULL; /* a bare address: this run's only */
 		}
 	}
-	if (!frames || !(s = new_site(str, frames, n)))
+	if (!frames || !(s = new_site(str, frames, n, ret0)))
 		return NULL;
 	s->next = t->site_hash[h];
 	t->site_hash[h] = s;
 	if (memo && !known && keep && (frames = copy_frames(s->frames, n))) {
-		struct site *m = new_site(str, frames, n);
+		struct site *m = new_site(str, frames, n, ret0);
 		if (m) {
 			m->next = memo->hash[h];
 			memo->hash[h] = m;

@@ -533,6 +533,12 @@ START_TEST(one_line_in_one_function_is_one_point_site)
 	ck_assert_int_eq(point_sites_in(events, " trailer"), 1);
 	int stores = count_events(events, "point", "lost_update.c:48 ");
 	ck_assert_int_ge(stores, 1);
+	/*
+	 * Line 48 begins where line 47's call to pthread_mutex_unlock returns: the point and the
+	 * unlock have one site string, frame 0 exact for one and a return address for the other,
+	 * and each its own line. Whichever came first once gave both its line.
+	 */
+	ck_assert_int_eq(count_events(events, "mutex_unlock", "lost_update.c:47 "), stores);
 	ck_assert_int_eq(count_events(events, "point", "lost_update.c:66 "), 1);
 	ck_assert_int_eq(count_events(events, "point", "lost_update.c:"), 2 * stores + 1);
 }
