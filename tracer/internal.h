@@ -88,13 +88,11 @@ struct thread {
 
 /*
  * A site seen in a run: a calling context made stable across runs and ASLR, interned by its
- * canonical string ("prog+0x1234<prog+0x1180<libc.so.6+*"), with its symbolized frames and
- * its counts for -c.
- */
-/*
- * A calling context. Two sites may share a string: an event at a point planted where a call
- * returns has the call's return address as frame 0, exact, while the call's own events have it
- * as a return address, symbolized as the call's line. Each has its own where and frames.
+ * canonical string ("prog+0x1234<prog+0x1180<libc.so.6+*") and ret0, with its symbolized frames
+ * and its counts for -c. Two sites may share a string: a point planted where a call returns has
+ * that address as frame 0, exact, while the call's own events have it as a return address,
+ * symbolized as the call's line. Each has its own where and frames; constraints and the model
+ * go by the string alone.
  */
 struct site {
 	char *str;
