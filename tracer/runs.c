@@ -377,6 +377,8 @@ tracer_runs(const struct tracer_options *opt, const struct tracer_runs_options *
 		if (stop_series) { /* it came between runs: the one before is reported */
 			if (ro->runs > 1)
 				log_msg("interrupted before run %u", i + 1);
+			if (i == 0) /* no run's status: as if the program had been killed by it */
+				*ret_status = stop_series;
 			break;
 		}
 		r = one_run(be, &prog, &o, ro, run_seed(seed, i), i, path, argv, &k, ret_status);
